@@ -1,0 +1,55 @@
+"""Exceptions raised by proxybench.
+
+Every expected failure is a :class:`ProxybenchError` subclass whose message is one line
+that says what is wrong and what to do about it. The command line turns them into a
+single ``Error: ...`` line (exit code 1); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ProxybenchError",
+    "InvalidArchitectureError",
+    "UnknownProxyError",
+    "UnknownSpaceError",
+    "UnknownPresetError",
+    "DataNotFoundError",
+    "StoreError",
+]
+
+
+class ProxybenchError(Exception):
+    """Base class of every error proxybench expects and explains."""
+
+
+class InvalidArchitectureError(ProxybenchError, ValueError):
+    """An architecture string or encoding is malformed or out of range."""
+
+
+class UnknownProxyError(ProxybenchError, KeyError):
+    """A proxy name is not registered."""
+
+    def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownSpaceError(ProxybenchError, KeyError):
+    """A search-space name is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownPresetError(ProxybenchError, KeyError):
+    """A settings preset name is not known."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DataNotFoundError(ProxybenchError, FileNotFoundError):
+    """A dataset could be neither found locally nor downloaded."""
+
+
+class StoreError(ProxybenchError):
+    """A results directory or Parquet file is missing, corrupt or inconsistent."""

@@ -1,0 +1,132 @@
+"""Named settings presets that reproduce the reference implementations' scoring setups.
+
+The two public references differ in settings that move scores (DESIGN.md §7):
+
+* ``zc-nas`` — SamsungLabs zero-cost-nas ("foresight", Abdelfattah et al. 2021):
+  batch 64, seed 42, CIFAR std (.2023, .1994, .2010), BatchNorm kept except in SynFlow's
+  BN-free copy (built like ``get_prunable_copy(bn=False)``), train-time augmentation on the
+  proxy batch, a new batch for every architecture.
+* ``suite-zero`` — NASLib / NAS-Bench-Suite-Zero (Krishnakumar et al. 2022): batch 32,
+  seed 9000, batches from the first 70 % of the training set, std (.2470, .2435, .2616),
+  every BatchNorm removed for SynFlow, a new batch for every architecture.
+* ``proxybench`` (the default) — our choice: batch 64, seed 0, the mean/std NAS-Bench-201
+  trained with, no augmentation, and **one fixed batch for the whole run**, so differences
+  between architectures are not mixed with differences between batches. SynFlow runs
+  without any BatchNorm (SynFlow is defined data-free on the linearised network).
+
+The preset name is recorded in every score row, together with the resolved settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from proxybench._naming import suggest
+from proxybench.errors import UnknownPresetError
+
+__all__ = ["Preset", "PRESETS", "get_preset", "list_presets", "NB201_MEAN", "NB201_STD"]
+
+#: CIFAR mean/std used by NAS-Bench-201's training pipeline (xautodl: x/255 of these).
+NB201_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+NB201_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Scoring settings that a reference implementation fixes.
+
+    Attributes:
+        name: Preset key, recorded in the ``preset`` column.
+        description: One line for ``proxybench presets``.
+        batch_size: Images per proxy batch.
+        seed: Default seed (a user's ``--seed`` overrides it).
+        mean: Per-channel normalisation mean (on [0, 1] pixels).
+        std: Per-channel normalisation std.
+        batch_per_arch: ``True`` draws a new batch for every architecture (both references);
+            ``False`` draws one batch for the whole run.
+        train_fraction: Batches come from the first ``train_fraction`` of the training split.
+        augment: Apply train-time augmentation (random crop 32 pad 4 + horizontal flip).
+        no_bn: What the ``no_bn`` need builds: ``"none"`` (no BatchNorm anywhere) or
+            ``"foresight"`` (zero-cost-nas's BN-free copy).
+        proxy_settings: Per-proxy setting overrides, ``{proxy: {setting: value}}``.
+    """
+
+    name: str
+    description: str
+    batch_size: int
+    seed: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    batch_per_arch: bool
+    train_fraction: float
+    augment: bool
+    no_bn: str
+    proxy_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON view, stored with every run."""
+        d = asdict(self)
+        d["proxy_settings"] = {k: dict(v) for k, v in self.proxy_settings.items()}
+        return d
+
+
+_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {
+        "proxybench": Preset(
+            name="proxybench",
+            description="default: batch 64, seed 0, NB201 mean/std, one fixed batch per run, SynFlow without BN",
+            batch_size=64,
+            seed=0,
+            mean=NB201_MEAN,
+            std=NB201_STD,
+            batch_per_arch=False,
+            train_fraction=1.0,
+            augment=False,
+            no_bn="none",
+        ),
+        "zc-nas": Preset(
+            name="zc-nas",
+            description="zero-cost-nas (Abdelfattah et al. 2021): batch 64, seed 42, std .2023/.1994/.2010, new augmented batch per arch",
+            batch_size=64,
+            seed=42,
+            mean=_CIFAR_MEAN,
+            std=(0.2023, 0.1994, 0.2010),
+            batch_per_arch=True,
+            train_fraction=1.0,
+            augment=True,
+            no_bn="foresight",
+        ),
+        "suite-zero": Preset(
+            name="suite-zero",
+            description="NAS-Bench-Suite-Zero / NASLib: batch 32, seed 9000, first 70% of train, std .2470/.2435/.2616, SynFlow without any BN",
+            batch_size=32,
+            seed=9000,
+            mean=(0.49139968, 0.48215827, 0.44653124),
+            std=(0.24703233, 0.24348505, 0.26158768),
+            batch_per_arch=True,
+            train_fraction=0.7,
+            augment=True,
+            no_bn="none",
+        ),
+    }
+)
+
+
+def get_preset(name: str | None) -> Preset:
+    """The preset called ``name`` (``None`` gives the default ``proxybench``).
+
+    Raises:
+        UnknownPresetError: With the close matches.
+    """
+    key = name or "proxybench"
+    if key not in PRESETS:
+        raise UnknownPresetError(f"unknown preset '{key}'{suggest(key, PRESETS)} Choose one of: {', '.join(PRESETS)}")
+    return PRESETS[key]
+
+
+def list_presets() -> list[str]:
+    return list(PRESETS)

@@ -1,0 +1,22 @@
+"""Proxy registry and every proxy family.
+
+Importing this package registers every proxy, through the one explicit import list below.
+"""
+
+from proxybench.proxies.registry import (
+    NEEDS,
+    PASSES,
+    ProxySpec,
+    get_proxy,
+    list_proxies,
+    proxy,
+    resolve_proxies,
+)
+
+# The explicit list of family modules; each registers its proxies at import.
+from proxybench.proxies import cost  # noqa: E402,F401
+from proxybench.proxies import gradient  # noqa: E402,F401
+from proxybench.proxies import synflow  # noqa: E402,F401
+from proxybench.proxies import activation  # noqa: E402,F401
+
+__all__ = ["NEEDS", "PASSES", "ProxySpec", "get_proxy", "list_proxies", "proxy", "resolve_proxies"]

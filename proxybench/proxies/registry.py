@@ -1,0 +1,237 @@
+"""The proxy registry: one decorator registers a proxy function with its metadata.
+
+Modelled on timm's ``register_model`` and zero-cost-nas's ``@measure``: the function body is
+only the maths; what the network and inputs must look like before the call (BatchNorm
+removed, float64, trained weights, a data batch) is declared in ``needs`` and prepared by
+the scoring engine, and which passes the proxy performs is declared in ``passes`` so an
+engine can group proxies that share a pass.
+
+A proxy is called as ``fn(net, batch, **settings) -> float`` and raises when it fails;
+it never prints and returns NaN. The engine turns exceptions and non-finite values into a
+row status.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from proxybench._naming import filter_names, suggest
+from proxybench.errors import UnknownProxyError
+
+__all__ = [
+    "NEEDS",
+    "PASSES",
+    "ProxySpec",
+    "proxy",
+    "get_proxy",
+    "list_proxies",
+    "resolve_proxies",
+]
+
+#: What a proxy needs prepared before it is called.
+NEEDS: Mapping[str, str] = MappingProxyType(
+    {
+        "batch": "a batch of real, normalised training images",
+        "labels": "the true labels of that batch",
+        "no_bn": "a copy of the network without BatchNorm (which BNs go is the preset's choice)",
+        "float64": "the network and inputs cast to float64",
+        "trained_weights": "weights from a weight provider instead of the initialisation",
+    }
+)
+
+#: The distinct computations a proxy performs; an engine can run each once per architecture.
+PASSES: Mapping[str, str] = MappingProxyType(
+    {
+        "weights": "reads the parameters only, no forward pass",
+        "shape_forward": "one forward pass of a single input to count operations",
+        "forward": "forward pass of the batch with activation hooks",
+        "loss_backward": "forward + backward of the cross-entropy loss on the batch",
+        "hvp": "a Hessian-vector product (second backward through the loss gradient)",
+        "input_grad": "backward of the summed outputs to the input (Jacobian rows)",
+        "abs_ones": "forward + backward of the |theta| network on an all-ones input",
+        "gaussian_forward": "forward passes on Gaussian inputs with Gaussian-redrawn weights",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """Everything known about a registered proxy.
+
+    Attributes:
+        name: Registry key, ``proxy`` column value and CLI spelling (``grad_norm``).
+        fn: ``fn(net, batch, **settings) -> float``.
+        description: One line saying what the proxy measures.
+        higher_is_better: Orientation: ``True`` when a larger score predicts a better network.
+        needs: Subset of :data:`NEEDS`.
+        passes: Subset of :data:`PASSES`, in the order the proxy performs them.
+        paper: Citation (arXiv id or venue) of the paper that defines it.
+        family: Module family (``cost``, ``gradient``, ``synflow``, ``activation``, ...).
+        defaults: Settings bound at registration; overridable per run and recorded per row.
+    """
+
+    name: str
+    fn: Callable[..., float]
+    description: str
+    higher_is_better: bool
+    needs: frozenset[str]
+    passes: tuple[str, ...]
+    paper: str
+    family: str
+    defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __call__(self, net: Any, batch: Any, **settings: Any) -> float:
+        """Run the proxy with its defaults overridden by ``settings``."""
+        return self.fn(net, batch, **{**self.defaults, **settings})
+
+    def settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The effective settings for one call: defaults updated with ``overrides``."""
+        unknown = set(overrides or {}) - set(self.defaults)
+        if unknown:
+            raise UnknownProxyError(
+                f"proxy '{self.name}' has no setting {sorted(unknown)}; "
+                f"its settings are {sorted(self.defaults) or 'none'}"
+            )
+        return {**self.defaults, **(overrides or {})}
+
+
+_REGISTRY: dict[str, ProxySpec] = {}
+
+
+def proxy(
+    name: str | None = None,
+    *,
+    higher_is_better: bool,
+    paper: str,
+    needs: Iterable[str] = (),
+    passes: Sequence[str] = (),
+    description: str | None = None,
+    family: str | None = None,
+    **defaults: Any,
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Register ``fn`` as a proxy; stack the decorator to register bound variants.
+
+    Args:
+        name: Public name; defaults to the function's name.
+        higher_is_better: Orientation of the score.
+        paper: Citation of the defining paper.
+        needs: Keys of :data:`NEEDS`.
+        passes: Keys of :data:`PASSES`.
+        description: One line; defaults to the first line of the docstring.
+        family: Defaults to the defining module's last name component.
+        **defaults: Settings passed to ``fn`` as keyword arguments.
+
+    Returns:
+        The undecorated function, so decorators can be stacked.
+
+    Raises:
+        ValueError: On a duplicate name, an unknown need or pass, or a missing description.
+
+    Example:
+        >>> @proxy("my_norm", higher_is_better=True, paper="me 2026", passes=("weights",))
+        ... def my_norm(net, batch):
+        ...     '''Sum of parameter norms.'''
+        ...     return float(sum(p.norm() for p in net.parameters()))
+    """
+
+    def register(fn: Callable[..., float]) -> Callable[..., float]:
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"proxy '{key}' is registered twice ({_REGISTRY[key].fn.__module__} and {fn.__module__})")
+        bad_needs = set(needs) - set(NEEDS)
+        bad_passes = set(passes) - set(PASSES)
+        if bad_needs or bad_passes:
+            raise ValueError(f"proxy '{key}': unknown needs {sorted(bad_needs)} or passes {sorted(bad_passes)}")
+        text = description or (inspect.getdoc(fn) or "").split("\n", 1)[0].strip()
+        if not text:
+            raise ValueError(f"proxy '{key}' needs a description or a docstring")
+        params = inspect.signature(fn).parameters
+        missing = [k for k in defaults if k not in params and not any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())]
+        if missing:
+            raise ValueError(f"proxy '{key}': defaults {missing} are not parameters of {fn.__name__}")
+        _REGISTRY[key] = ProxySpec(
+            name=key,
+            fn=fn,
+            description=text,
+            higher_is_better=higher_is_better,
+            needs=frozenset(needs),
+            passes=tuple(passes),
+            paper=paper,
+            family=family or fn.__module__.rsplit(".", 1)[-1],
+            defaults=MappingProxyType(dict(defaults)),
+        )
+        return fn
+
+    return register
+
+
+def _loaded() -> dict[str, ProxySpec]:
+    # Importing the package loads every family module (one explicit list in __init__).
+    import proxybench.proxies  # noqa: F401
+
+    return _REGISTRY
+
+
+def get_proxy(name: str) -> ProxySpec:
+    """The spec registered under ``name``.
+
+    Raises:
+        UnknownProxyError: With the closest registered names.
+    """
+    registry = _loaded()
+    try:
+        return registry[name]
+    except KeyError:
+        raise UnknownProxyError(
+            f"unknown proxy '{name}'{suggest(name, registry)} See: proxybench proxies"
+        ) from None
+
+
+def list_proxies(
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    needs: Iterable[str] | None = None,
+    family: str | None = None,
+) -> list[str]:
+    """Registered proxy names matching the wildcards, naturally sorted.
+
+    Args:
+        include: fnmatch pattern(s) a name must match (any of them).
+        exclude: fnmatch pattern(s) a name must not match.
+        needs: Keep only proxies whose needs are a subset of these (``()`` = data-free ones).
+        family: Keep only this family.
+    """
+    registry = _loaded()
+    names = [
+        n
+        for n, spec in registry.items()
+        if (needs is None or spec.needs <= set(needs)) and (family is None or spec.family == family)
+    ]
+    return filter_names(names, include, exclude)
+
+
+def resolve_proxies(selection: str | Sequence[str] | None) -> list[ProxySpec]:
+    """Turn ``"all"``, ``None``, a comma-separated string or a list (wildcards allowed) into specs.
+
+    ``all`` means every proxy that does not need trained weights (the zero-cost suite).
+
+    Raises:
+        UnknownProxyError: When a name or pattern matches nothing.
+    """
+    if selection is None or selection == "all":
+        return [get_proxy(n) for n in list_proxies(exclude=None) if "trained_weights" not in _loaded()[n].needs]
+    items = [s.strip() for s in selection.split(",")] if isinstance(selection, str) else list(selection)
+    chosen: list[str] = []
+    for item in filter(None, items):
+        matches = list_proxies(item) if any(ch in item for ch in "*?[") else [get_proxy(item).name]
+        if not matches:
+            raise UnknownProxyError(f"no proxy matches '{item}'; See: proxybench proxies")
+        chosen.extend(m for m in matches if m not in chosen)
+    if not chosen:
+        raise UnknownProxyError("no proxy selected; pass --proxies NAME[,NAME...] or 'all'")
+    return [get_proxy(n) for n in chosen]

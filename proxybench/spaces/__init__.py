@@ -1,0 +1,6 @@
+"""Search spaces. Importing this package registers the built-in ones."""
+
+from proxybench.spaces._base import SearchSpace, get_space, list_spaces, register_space
+from proxybench.spaces import nb201  # noqa: E402,F401  (registers "nb201")
+
+__all__ = ["SearchSpace", "get_space", "list_spaces", "register_space"]

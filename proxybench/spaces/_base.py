@@ -1,0 +1,94 @@
+"""The search-space interface and its registry (``get_space("nb201")``)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch.nn as nn
+
+from proxybench._naming import filter_names, suggest
+from proxybench.errors import UnknownSpaceError
+
+__all__ = ["SearchSpace", "register_space", "get_space", "list_spaces"]
+
+
+class SearchSpace(ABC):
+    """A family of architectures with a canonical string id, an integer encoding and a builder.
+
+    Subclasses set ``name``, ``n_var``, ``xl`` and ``xu`` and implement the abstract methods.
+    ``encode``/``decode`` are the integer view used by search algorithms; ``uid`` is the
+    isomorphism key (architectures with equal uids compute the same function).
+    """
+
+    name: str
+    n_var: int
+    xl: np.ndarray
+    xu: np.ndarray
+
+    @abstractmethod
+    def parse(self, arch: str) -> str:
+        """Validate ``arch`` and return its canonical string; raise InvalidArchitectureError."""
+
+    @abstractmethod
+    def encode(self, arch: str) -> np.ndarray:
+        """Integer vector of ``arch``, within ``[xl, xu]``."""
+
+    @abstractmethod
+    def decode(self, x: Sequence[int] | np.ndarray) -> str:
+        """Canonical string of an integer vector; raise InvalidArchitectureError when out of range."""
+
+    @abstractmethod
+    def uid(self, arch: str) -> str:
+        """Isomorphism key of ``arch``."""
+
+    @abstractmethod
+    def sample(self, n: int, seed: int) -> list[str]:
+        """``n`` distinct architectures drawn uniformly with ``seed`` (deterministic)."""
+
+    @abstractmethod
+    def build(self, arch: str, num_classes: int = 10, *, bn: str = "all") -> nn.Module:
+        """A freshly initialised network. ``bn`` names which BatchNorm layers exist
+        (``"all"``, ``"none"``, or a space-specific variant such as ``"foresight"``)."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError(f"search space '{self.name}' is too large to enumerate")
+
+
+_SPACES: dict[str, Callable[[], SearchSpace]] = {}
+
+
+def register_space(name: str) -> Callable[[Callable[[], SearchSpace]], Callable[[], SearchSpace]]:
+    """Register a zero-argument factory (usually the class) under ``name``."""
+
+    def register(factory: Callable[[], SearchSpace]) -> Callable[[], SearchSpace]:
+        if name in _SPACES:
+            raise ValueError(f"search space '{name}' is registered twice")
+        _SPACES[name] = factory
+        return factory
+
+    return register
+
+
+def _loaded() -> dict[str, Callable[[], SearchSpace]]:
+    import proxybench.spaces  # noqa: F401  (registers the built-in spaces)
+
+    return _SPACES
+
+
+def get_space(name: str) -> SearchSpace:
+    """An instance of the space registered under ``name``.
+
+    Raises:
+        UnknownSpaceError: With the closest registered names.
+    """
+    spaces = _loaded()
+    if name not in spaces:
+        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench spaces")
+    return spaces[name]()
+
+
+def list_spaces(include: str | Sequence[str] | None = None) -> list[str]:
+    """Registered space names, naturally sorted."""
+    return filter_names(_loaded(), include)
