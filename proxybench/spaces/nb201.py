@@ -1,0 +1,1 @@
+"""NAS-Bench-201 space (being written)."""
