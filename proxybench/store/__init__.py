@@ -1,0 +1,15 @@
+"""Parquet storage of scores: schema, crash-safe writer, readers."""
+
+from proxybench.store.schema import RESUME_KEY, SCORE_COLUMNS, SCORES_SCHEMA, STATUSES
+from proxybench.store.scores import ScoreWriter, read_scores, scores_dir, stored_keys
+
+__all__ = [
+    "RESUME_KEY",
+    "SCORE_COLUMNS",
+    "SCORES_SCHEMA",
+    "STATUSES",
+    "ScoreWriter",
+    "read_scores",
+    "scores_dir",
+    "stored_keys",
+]

@@ -1,0 +1,238 @@
+"""The ``proxybench`` command line: thin click commands over the library."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+import proxybench
+from proxybench.errors import ProxybenchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def library_errors(fn: F) -> F:
+    """Turn the library's expected errors into one ``Error: ...`` line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ProxybenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def data_dir_option(fn: F) -> F:
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="PROXYBENCH_DATA_DIR",
+        show_envvar=True,
+        help="Folder with local datasets (cifar10/train.parquet, an image folder cifar10/train/<class>/, "
+        "or torchvision's cifar-10-batches-py). Without it the dataset is downloaded.",
+    )(fn)
+
+
+def seed_option(fn: F) -> F:
+    return click.option("--seed", type=int, default=None, help="Random seed (default: the preset's).")(fn)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(proxybench.__version__, "--version", prog_name="proxybench")
+def cli() -> None:
+    """Score NAS architectures with zero-cost proxies and store the scores as Parquet.
+
+    \b
+    Typical session:
+      proxybench proxies                          # what can be computed
+      proxybench space nb201 --sample 5           # some architectures
+      proxybench score --space nb201 --sample 100 --data-dir ~/data
+    """
+
+
+@cli.command(name="proxies")
+@click.argument("pattern", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True,
+              help="Output format.")
+def proxies_command(pattern: str | None, fmt: str) -> None:
+    """List the registered proxies: name, orientation, needs, passes and paper.
+
+    PATTERN is an optional shell-style wildcard, e.g. 'grad*'.
+
+    \b
+    Example:
+      proxybench proxies
+      proxybench proxies 'syn*' --format csv
+    """
+    from proxybench.proxies import get_proxy, list_proxies
+
+    rows = []
+    for name in list_proxies(pattern):
+        spec = get_proxy(name)
+        rows.append({
+            "name": name,
+            "family": spec.family,
+            "better": "higher" if spec.higher_is_better else "lower",
+            "needs": ",".join(sorted(spec.needs)) or "-",
+            "passes": ",".join(spec.passes) or "-",
+            "paper": spec.paper,
+            "description": spec.description,
+        })
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    if not rows:
+        click.echo(f"no proxy matches '{pattern}'", err=True)
+        return
+    columns = ["name", "family", "better", "needs", "passes", "paper"]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        click.echo("  ".join(r[c].ljust(widths[c]) for c in columns).rstrip())
+
+
+@cli.command(name="presets")
+def presets_command() -> None:
+    """List the settings presets that reproduce each reference's scoring setup.
+
+    \b
+    Example:
+      proxybench presets
+    """
+    from proxybench.presets import PRESETS
+
+    for preset in PRESETS.values():
+        click.echo(f"{preset.name:<11} {preset.description}")
+
+
+@cli.command(name="space")
+@click.argument("name", required=False)
+@click.option("--sample", type=click.IntRange(min=1), default=None, help="Print N random architectures instead of all.")
+@seed_option
+@library_errors
+def space_command(name: str | None, sample: int | None, seed: int | None) -> None:
+    """Print the architectures of search space NAME as CSV (arch,uid).
+
+    uid is the isomorphism key: architectures with equal uids compute the same function.
+    Without NAME, list the registered spaces.
+
+    \b
+    Example:
+      proxybench space nb201 > nb201.csv
+      proxybench space nb201 --sample 100 --seed 1 > archs.csv
+      proxybench score --space nb201 --archs archs.csv
+    """
+    from proxybench.spaces import get_space, list_spaces
+
+    if name is None:
+        for space_name in list_spaces():
+            click.echo(space_name)
+        return
+    space = get_space(name)
+    archs = space.sample(sample, seed=seed or 0) if sample else list(space)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["arch", "uid"])
+    for arch in archs:
+        out.writerow([arch, space.uid(arch)])
+
+
+def read_arch_file(path: Path) -> list[str]:
+    """Architectures from a text file (one per line) or a CSV whose first column is ``arch``."""
+    archs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        first = next(csv.reader([text]))[0].strip()
+        if number == 1 and first == "arch":
+            continue
+        archs.append(first)
+    if not archs:
+        raise ProxybenchError(f"{path} lists no architectures; write one per line or a CSV with an 'arch' column")
+    return archs
+
+
+@cli.command(name="score")
+@click.option("--space", "space_name", default="nb201", show_default=True, help="Search space (see: proxybench space).")
+@click.option("--proxies", default="all", show_default=True,
+              help="Comma-separated proxy names or wildcards, or 'all' (see: proxybench proxies).")
+@click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True,
+              help="Dataset of the proxy batch and size of the network's head.")
+@click.option("--sample", type=click.IntRange(min=1), default=None,
+              help="Score N architectures drawn at random with --seed (default: 100).")
+@click.option("--all", "all_archs", is_flag=True, help="Score every architecture of the space.")
+@click.option("--archs", "archs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="File with one architecture per line, or the CSV of 'proxybench space'.")
+@click.option("--preset", type=click.Choice(["proxybench", "zc-nas", "suite-zero"]), default=None,
+              help="Settings preset [default: proxybench]; zc-nas and suite-zero reproduce the references.")
+@seed_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per proxy batch (default: the preset's).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@data_dir_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("proxybench-results"),
+              show_default=True, help="Results directory; scores go to OUT/scores/*.parquet.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip results already in OUT. --no-resume refuses an OUT that already holds scores.")
+@click.option("--no-download", is_flag=True, help="Never download the dataset; fail if no local copy is found.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@library_errors
+def score_command(
+    space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
+    preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
+    resume: bool, no_download: bool, quiet: bool,
+) -> None:
+    """Score architectures with proxies and append the rows to OUT/scores/*.parquet.
+
+    Every row records the architecture, its isomorphism key, the proxy, the score, a status
+    (ok | nonfinite | error, with the message) and every setting (seed, batch, preset,
+    weights, device, dtype, versions). Killing a run loses at most the architecture in
+    flight; running the same command again resumes it.
+
+    \b
+    Example:
+      proxybench score --space nb201 --sample 100 --data-dir ~/data
+      proxybench score --space nb201 --all --proxies synflow,nwot,jacov --out results
+      proxybench score --space nb201 --archs archs.csv --preset suite-zero
+    """
+    from proxybench.scoring import score_architectures
+    from proxybench.spaces import get_space
+
+    chosen = [flag for flag, given in (("--sample", sample is not None), ("--all", all_archs),
+                                       ("--archs", archs_file is not None)) if given]
+    if len(chosen) > 1:
+        raise click.UsageError(f"choose one of --sample, --all, --archs (got {' and '.join(chosen)})")
+    space = get_space(space_name)
+    if all_archs:
+        archs = list(space)
+    elif archs_file is not None:
+        archs = read_arch_file(archs_file)
+    else:
+        n = sample or 100
+        archs = space.sample(n, seed=seed if seed is not None else 0)
+    summary = score_architectures(
+        archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
+        batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
+        progress=not quiet, download=not no_download,
+    )
+    click.echo(str(summary))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,97 @@
+"""The scores store: incremental journal, atomic parts, crash recovery, no duplicates."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from proxybench.errors import StoreError
+from proxybench.store import SCORES_SCHEMA, ScoreWriter, read_scores, stored_keys
+from proxybench.store.scores import _recover_journals
+
+
+def make_row(arch: str, proxy: str = "snip", score: float = 1.0, status: str = "ok") -> dict:
+    return {
+        "space": "nb201", "arch": arch, "arch_uid": "u-" + arch, "dataset": "cifar10", "proxy": proxy,
+        "score": score, "status": status, "error": None, "higher_is_better": True, "seed": 0,
+        "batch_size": 64, "batch_id": "fixed-s0", "preset": "proxybench", "weights": "init", "settings": "{}",
+        "settings_hash": "h", "device": "cpu", "dtype": "float32", "seconds": 0.1,
+        "proxybench_version": "0", "torch_version": "0", "run_id": "r", "created_at": datetime.now(timezone.utc),
+    }
+
+
+def test_rows_roll_into_parts_and_read_back(tmp_path):
+    with ScoreWriter(tmp_path, "run1", {"x": 1}, rows_per_part=3) as writer:
+        for i in range(7):
+            writer.add([make_row(f"a{i}")])
+    parts = sorted((tmp_path / "scores").glob("*.parquet"))
+    assert [p.name for p in parts] == [f"part-run1-0000{i}.parquet" for i in range(3)]
+    assert not list((tmp_path / "scores").glob("journal-*"))
+    table = read_scores(tmp_path)
+    assert table.num_rows == 7 and table.schema.equals(SCORES_SCHEMA)
+    meta = pq.read_schema(parts[0]).metadata
+    assert json.loads(meta[b"proxybench.run"]) == {"x": 1}
+    run = json.loads((tmp_path / "runs" / "run1.json").read_text())
+    assert run["status"] == "finished"
+
+
+def test_nonfinite_scores_survive_the_journal(tmp_path):
+    writer = ScoreWriter(tmp_path, "r", {})
+    writer.add([make_row("a", score=float("nan"), status="nonfinite"),
+                make_row("b", score=float("inf"), status="nonfinite"),
+                make_row("c", score=float("-inf"), status="nonfinite")])
+    writer.close()
+    scores = read_scores(tmp_path).column("score").to_pylist()
+    assert math.isnan(scores[0]) and scores[1] == math.inf and scores[2] == -math.inf
+
+
+def test_crash_leaves_journal_that_is_recovered_without_the_torn_line(tmp_path):
+    writer = ScoreWriter(tmp_path, "crashed", {})
+    writer.add([make_row("a"), make_row("a", proxy="grasp")])
+    writer.add([make_row("b")])
+    # Simulate a kill in the middle of writing the next architecture's line.
+    writer._journal.write('{"space": "nb201", "arch": "c", "trunc')
+    writer._journal.flush()
+    # (no close: the process died)
+    assert stored_keys(tmp_path) == set()  # journals are not parts yet
+    ScoreWriter(tmp_path, "next", {}).close()  # opening the directory recovers
+    keys = stored_keys(tmp_path)
+    assert sorted((k[1], k[3]) for k in keys) == [("a", "grasp"), ("a", "snip"), ("b", "snip")]
+    assert read_scores(tmp_path).num_rows == 3
+    assert not list((tmp_path / "scores").glob("journal-*"))
+
+
+def test_recovery_does_not_duplicate_when_part_already_written(tmp_path):
+    writer = ScoreWriter(tmp_path, "r", {})
+    writer.add([make_row("a")])
+    journal = writer._journal_path()
+    writer._journal.close()
+    writer._journal = None
+    # Crash between writing the part and deleting the journal.
+    content = journal.read_text()
+    writer._journal = open(journal, "a")
+    writer._roll()
+    journal.write_text(content)
+    _recover_journals(tmp_path / "scores")
+    assert read_scores(tmp_path).num_rows == 1
+
+
+def test_corrupt_part_is_a_clear_error(tmp_path):
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "scores" / "part-x-00000.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match="corrupt Parquet part .*move it away"):
+        stored_keys(tmp_path)
+
+
+def test_parts_read_as_one_table_in_duckdb(tmp_path):
+    for run in ("r1", "r2"):
+        with ScoreWriter(tmp_path, run, {}) as writer:
+            writer.add([make_row(f"{run}-a"), make_row(f"{run}-b")])
+    con = duckdb.connect()
+    n = con.execute("select count(*) from read_parquet(?)", [str(tmp_path / "scores" / "*.parquet")]).fetchone()[0]
+    assert n == 4
