@@ -1,0 +1,105 @@
+"""The scoring engine on the real NB201 network and the shared CIFAR-10 copy."""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+
+import pytest
+
+from proxybench.proxies import registry
+from proxybench.proxies.registry import ProxySpec, list_proxies
+from proxybench.scoring import score_architectures
+from proxybench.spaces import get_space
+from proxybench.store import read_scores
+
+ARCHS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+]
+
+
+def fake_proxy(monkeypatch, name, fn, needs=()):
+    spec = ProxySpec(name=name, fn=fn, description="test proxy", higher_is_better=True, needs=frozenset(needs),
+                     passes=("weights",), paper="test", family="test", defaults=MappingProxyType({}))
+    monkeypatch.setitem(registry._REGISTRY, name, spec)
+
+
+def scores_by_key(out):
+    table = read_scores(out).to_pylist()
+    return {(r["arch"], r["proxy"]): (r["score"], r["status"]) for r in table}
+
+
+def test_every_proxy_runs_and_same_seed_gives_identical_scores(tmp_path, data_dir):
+    kwargs = dict(proxies="all", data_dir=data_dir, batch_size=8, seed=3, progress=False)
+    first = score_architectures(ARCHS, out=tmp_path / "a", **kwargs)
+    second = score_architectures(ARCHS, out=tmp_path / "b", **kwargs)
+    a, b = scores_by_key(tmp_path / "a"), scores_by_key(tmp_path / "b")
+    assert first.rows_written == second.rows_written == len(ARCHS) * len(list_proxies()) == len(a)
+    for key, (score, status) in a.items():
+        assert status == "ok", (key, score, status)
+        assert b[key][0] == score, key  # bit-identical, not approximately equal
+
+
+def test_other_seed_changes_random_proxies_and_adds_rows(tmp_path, data_dir):
+    kwargs = dict(proxies="snip,params", data_dir=data_dir, batch_size=8, progress=False, out=tmp_path)
+    score_architectures(ARCHS[:1], seed=0, **kwargs)
+    score_architectures(ARCHS[:1], seed=1, **kwargs)
+    rows = read_scores(tmp_path).to_pylist()
+    assert len(rows) == 4 and len({r["settings_hash"] for r in rows}) == 4
+    snips = {r["seed"]: r["score"] for r in rows if r["proxy"] == "snip"}
+    params = {r["seed"]: r["score"] for r in rows if r["proxy"] == "params"}
+    assert snips[0] != snips[1] and params[0] == params[1]
+
+
+def test_errors_and_nonfinite_become_statuses(tmp_path, data_dir, monkeypatch):
+    def boom(net, batch):
+        raise RuntimeError("exploded\nsecond line")
+
+    fake_proxy(monkeypatch, "t_boom", boom)
+    fake_proxy(monkeypatch, "t_inf", lambda net, batch: float("inf"))
+    fake_proxy(monkeypatch, "t_nan", lambda net, batch: float("nan"))
+    summary = score_architectures(ARCHS, proxies="t_boom,t_inf,t_nan,params", data_dir=data_dir, batch_size=4,
+                                  out=tmp_path, progress=False)
+    assert summary.errors == 2 and summary.nonfinite == 4
+    rows = {(r["arch"], r["proxy"]): r for r in read_scores(tmp_path).to_pylist()}
+    assert rows[(ARCHS[0], "t_boom")]["status"] == "error"
+    assert rows[(ARCHS[0], "t_boom")]["error"] == "RuntimeError: exploded"
+    assert math.isnan(rows[(ARCHS[0], "t_boom")]["score"])
+    assert rows[(ARCHS[0], "t_inf")]["status"] == "nonfinite" and rows[(ARCHS[0], "t_inf")]["score"] == math.inf
+    assert rows[(ARCHS[0], "t_nan")]["status"] == "nonfinite"
+    assert rows[(ARCHS[1], "params")]["status"] == "ok"
+
+
+def test_kill_mid_run_loses_only_the_arch_in_flight_and_resume_completes(tmp_path, data_dir, monkeypatch):
+    archs = get_space("nb201").sample(4, seed=5)
+    calls = {"n": 0}
+
+    def dies_on_third_arch(net, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # what a kill or Ctrl-C looks like to the loop
+        return 1.0
+
+    fake_proxy(monkeypatch, "t_fragile", dies_on_third_arch)
+    kwargs = dict(proxies="params,t_fragile", data_dir=data_dir, batch_size=4, out=tmp_path, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        score_architectures(archs, **kwargs)
+    stored = read_scores(tmp_path).to_pylist()
+    assert sorted({r["arch"] for r in stored}) == sorted(archs[:2])  # two archs done, the third lost
+    summary = score_architectures(archs, **kwargs)
+    assert summary.archs_skipped == 2 and summary.archs_scored == 2
+    rows = read_scores(tmp_path).to_pylist()
+    assert len(rows) == 8 and len({(r["arch"], r["proxy"]) for r in rows}) == 8
+
+
+def test_rows_carry_provenance(tmp_path, data_dir):
+    score_architectures(ARCHS[:1], proxies="synflow,nwot", data_dir=data_dir, batch_size=4, out=tmp_path,
+                        progress=False, preset="suite-zero")
+    rows = {r["proxy"]: r for r in read_scores(tmp_path).to_pylist()}
+    assert rows["synflow"]["dtype"] == "float64" and rows["nwot"]["dtype"] == "float32"
+    assert rows["synflow"]["preset"] == "suite-zero" and rows["synflow"]["seed"] == 9000
+    assert rows["nwot"]["batch_id"].startswith("arch-")
+    assert rows["synflow"]["arch_uid"] == get_space("nb201").uid(ARCHS[0])
+    assert rows["synflow"]["weights"] == "init" and rows["synflow"]["device"] == "cpu"
+    assert '"no_bn": "none"' in rows["synflow"]["settings"]
