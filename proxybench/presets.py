@@ -15,11 +15,41 @@ The two public references differ in settings that move scores (DESIGN.md §7):
   without any BatchNorm (SynFlow is defined data-free on the linearised network).
 
 The preset name is recorded in every score row, together with the resolved settings.
+
+Where the data fields (``batch_size``, ``seed``, ``mean``, ``std``, ``augment``,
+``train_fraction``, ``batch_per_arch``) come from, checked against the references' code:
+
+* ``zc-nas``: ``nasbench2_pred.py`` (``--batch_size 64``, ``--seed 42`` →
+  ``torch.manual_seed``, ``--dataload random --dataload_info 1``, so
+  ``foresight/pruners/predictive.py`` takes ``p_utils.get_some_data(loader, 1)``, i.e.
+  ``next(iter(train_loader))`` — a new batch for every architecture from a ``shuffle=True``
+  loader over all 50,000 training images); ``foresight/dataset.py``
+  ``get_cifar_dataloaders``: mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010)
+  for CIFAR-10 *and* CIFAR-100, train transform ``RandomCrop(32, padding=4)`` →
+  ``Resize(32)`` → ``RandomHorizontalFlip`` (no Cutout). ``--dataload grasp``
+  (``get_some_data_grasp``, N images per class) exists but is not the default.
+* ``suite-zero``: ``naslib/predictors/zerocost.py`` (``dataload="random"``,
+  ``num_imgs_or_batches=1``: a new batch per ``query``, i.e. per architecture);
+  ``naslib/runners/zc/zc_config.yaml`` and ``scripts/zc/create_configs_*.py``
+  (``batch_size: 32``, ``train_portion: 0.7``, ``cutout: false``);
+  ``scripts/zc/bash_scripts/benchmarks/create_configs_nb201.sh`` (seed 9000);
+  ``naslib/utils/dataset.py`` ``get_train_val_loaders``
+  (``SubsetRandomSampler(indices[:floor(0.7 * 50000)])``) and ``_data_transforms_cifar10``
+  (mean (0.49139968, 0.48215827, 0.44653124), std (0.24703233, 0.24348505, 0.26158768),
+  ``RandomCrop(32, padding=4)`` → ``RandomHorizontalFlip``).
+* ``proxybench``: xautodl ``datasets/get_dataset_with_transform.py`` (NAS-Bench-201's
+  training statistics, ``NB201_MEAN``/``NB201_STD``).
+
+``mean``/``std`` hold each preset's CIFAR-10 statistics. For CIFAR-100 NASLib
+(``_data_transforms_cifar100``: (0.5071, 0.4865, 0.4409) / (0.2673, 0.2564, 0.2762)) and
+xautodl ((129.3, 124.1, 112.4)/255 / (68.2, 65.4, 70.4)/255) switch statistics;
+``proxybench.data.normalization_for`` applies those, and the batch provider records the
+values it used.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -67,7 +97,8 @@ class Preset:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON view, stored with every run."""
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["mean"], d["std"] = list(self.mean), list(self.std)
         d["proxy_settings"] = {k: dict(v) for k, v in self.proxy_settings.items()}
         return d
 

@@ -191,9 +191,15 @@ def score_architectures(
         overrides.setdefault(name, {}).update(values)
     per_proxy = {spec.name: spec.settings(overrides.get(spec.name)) for spec in specs}
 
+    source = load_images(dataset, "train", data_dir=data_dir, download=download)
+    batches = BatchProvider(source, chosen, seed=seed, batch_size=batch_size)
+    # What changes the numbers goes into the settings (and their hash, the resume key);
+    # where the files were found does not, but is recorded in the run file.
+    data_settings = {k: v for k, v in batches.settings().items() if k not in ("data_origin", "data_layout")}
     run_settings = {
         "space": space, "dataset": dataset, "seed": seed, "batch_size": batch_size,
-        "preset": chosen.to_dict(), "weights": WEIGHTS_INIT, "device": str(torch_device),
+        "preset": chosen.name, "no_bn": chosen.no_bn, "data": data_settings,
+        "weights": WEIGHTS_INIT, "device": str(torch_device),
     }
     hashes = {
         spec.name: settings_hash({**run_settings, "proxy": spec.name, "proxy_settings": per_proxy[spec.name],
@@ -203,9 +209,6 @@ def score_architectures(
     done = stored_keys(out)
     if done and not resume:
         raise ProxybenchError(f"{out} already holds scores; pass --resume to continue it or choose another --out")
-
-    source = load_images(dataset, "train", data_dir=data_dir, download=download)
-    batches = BatchProvider(source, chosen, seed=seed, batch_size=batch_size)
 
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     run_info = {
