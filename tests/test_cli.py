@@ -60,7 +60,7 @@ def test_unknown_space_is_one_line_error():
 def test_score_unknown_proxy(tmp_path):
     result = invoke("score", "--proxies", "synflw", "--sample", "1", "--out", str(tmp_path))
     assert result.exit_code == 1
-    assert result.output == "Error: unknown proxy 'synflw'; did you mean 'synflow'? See: proxybench proxies\n"
+    assert result.output == "Error: unknown proxy 'synflw'; did you mean 'synflow' or 'synflow_bn'? See: proxybench proxies\n"
 
 
 def test_score_conflicting_selection(tmp_path):

@@ -11,6 +11,7 @@ from torch import nn
 from proxybench.batch import ProxyBatch
 from proxybench.proxies import get_proxy
 from proxybench.proxies.synflow import linearize, restore_signs, synflow
+from proxybench.spaces import get_space
 from proxybench.spaces.nb201_net import NB201Network
 
 ALL_CONV3 = ("nor_conv_3x3",) * 6
@@ -139,7 +140,8 @@ def test_no_layer_raises() -> None:
 def test_nb201_all_conv3x3_without_bn_is_finite_in_float64() -> None:
     """The largest NB201 network: R ≈ 1e49-1e50, which float32 (max 3.4e38) could not hold."""
     torch.manual_seed(0)
-    net = NB201Network(ALL_CONV3, 10, bn="none").double().train()
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    net = get_space("nb201").build(arch, 10, bn="none").double().train()
     score = synflow(net, _batch((2, 3, 32, 32)))
     assert math.isfinite(score)
     assert 1e40 < score < 1e60
