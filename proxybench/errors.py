@@ -14,6 +14,7 @@ __all__ = [
     "UnknownSpaceError",
     "UnknownPresetError",
     "DataNotFoundError",
+    "UnknownDatasetError",
     "StoreError",
 ]
 
@@ -49,6 +50,10 @@ class UnknownPresetError(ProxybenchError, KeyError):
 
 class DataNotFoundError(ProxybenchError, FileNotFoundError):
     """A dataset could be neither found locally nor downloaded."""
+
+
+class UnknownDatasetError(ProxybenchError, ValueError):
+    """A dataset or split name that the data loaders do not support."""
 
 
 class StoreError(ProxybenchError):

@@ -6,7 +6,6 @@ import csv
 import io
 
 import duckdb
-import pytest
 from click.testing import CliRunner
 
 from proxybench_cli.main import cli

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from proxybench._naming import natural_key, suggest
-from proxybench.errors import DataNotFoundError, ProxybenchError
+from proxybench.errors import DataNotFoundError, UnknownDatasetError
 
 __all__ = [
     "DATASETS",
@@ -87,10 +87,6 @@ _FIX = (
     "pass --data-dir DIR or set PROXYBENCH_DATA_DIR to a folder holding {d}/{s}.parquet "
     "or {d}/{s}/<class>/*.png, or connect to the internet so torchvision can download it"
 )
-
-
-class UnknownDatasetError(ProxybenchError, ValueError):
-    """A dataset or split name that :func:`load_images` does not support."""
 
 
 class ImageSource:
