@@ -187,12 +187,15 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip results already in OUT. --no-resume refuses an OUT that already holds scores.")
 @click.option("--no-download", is_flag=True, help="Never download the dataset; fail if no local copy is found.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: one per core). When running several jobs on one machine, "
+              "give each cores/jobs: oversubscribed threads make every job many times slower.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @library_errors
 def score_command(
     space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
     preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
-    resume: bool, no_download: bool, quiet: bool,
+    resume: bool, no_download: bool, threads: int | None, quiet: bool,
 ) -> None:
     """Score architectures with proxies and append the rows to OUT/scores/*.parquet.
 
@@ -225,9 +228,12 @@ def score_command(
     summary = score_architectures(
         archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
         batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
-        progress=not quiet, download=not no_download,
+        progress=not quiet, download=not no_download, threads=threads,
     )
     click.echo(str(summary))
+
+
+# Commands of other modules register themselves here (one line each).
 
 
 def main() -> None:  # pragma: no cover - console entry point

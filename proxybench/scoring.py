@@ -135,6 +135,7 @@ def score_architectures(
     proxy_settings: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool | Callable[[Iterable[Any], int], Iterable[Any]] = True,
     download: bool = True,
+    threads: int | None = None,
 ) -> ScoreSummary:
     """Score ``archs`` with ``proxies`` and append the rows to ``<out>/scores/*.parquet``.
 
@@ -154,6 +155,9 @@ def score_architectures(
         proxy_settings: Per-proxy setting overrides, merged over the preset's.
         progress: Show a tqdm bar (True), nothing (False), or a wrapper ``(iterable, total)``.
         download: Allow downloading the dataset when no local copy is found.
+        threads: torch intra-op threads (default: torch's, one per core). Give each of
+            several concurrent runs ``cores / runs``: oversubscribed OpenMP threads spin
+            against each other and a run becomes an order of magnitude slower.
 
     Returns:
         A :class:`ScoreSummary`.
@@ -185,6 +189,10 @@ def score_architectures(
         raise ProxybenchError(f"batch size must be at least 1, got {batch_size}")
     torch_device = resolve_device(device)
     out = Path(out)
+    if threads is not None:
+        if threads < 1:
+            raise ProxybenchError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
 
     overrides: dict[str, dict[str, Any]] = {k: dict(v) for k, v in chosen.proxy_settings.items()}
     for name, values in (proxy_settings or {}).items():
@@ -215,7 +223,7 @@ def score_architectures(
         "command": "score", "settings": run_settings, "proxies": {k: per_proxy[k] for k in per_proxy},
         "data_origin": source.origin, "archs_requested": len(canonical),
         "proxybench_version": __version__, "torch_version": torch.__version__,
-        "started_at": datetime.now(timezone.utc).isoformat(),
+        "torch_threads": torch.get_num_threads(), "started_at": datetime.now(timezone.utc).isoformat(),
     }
     summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical), proxies=[s.name for s in specs])
     iterator: Iterable[str] = canonical
