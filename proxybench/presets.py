@@ -16,6 +16,13 @@ The two public references differ in settings that move scores (DESIGN.md §7):
 
 The preset name is recorded in every score row, together with the resolved settings.
 
+Two NASLib post-processing steps are deliberately *not* reproduced, because they hide
+information: NASLib replaces non-finite scores by −1e8 (proxybench keeps the value and
+marks the row ``nonfinite``, or ``error`` with the message), and NASLib's zero-cost
+predictor stores SynFlow as ``log(score)`` (proxybench stores the raw score; the log is
+monotone, so every rank statistic is unchanged — take ``ln(score)`` to compare values
+with the published file).
+
 Where the data fields (``batch_size``, ``seed``, ``mean``, ``std``, ``augment``,
 ``train_fraction``, ``batch_per_arch``) come from, checked against the references' code:
 
