@@ -3,50 +3,16 @@
 from __future__ import annotations
 
 import csv
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 import proxybench
 from proxybench.errors import ProxybenchError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def library_errors(fn: F) -> F:
-    """Turn the library's expected errors into one ``Error: ...`` line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ProxybenchError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def data_dir_option(fn: F) -> F:
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        envvar="PROXYBENCH_DATA_DIR",
-        show_envvar=True,
-        help="Folder with local datasets (cifar10/train.parquet, an image folder cifar10/train/<class>/, "
-        "or torchvision's cifar-10-batches-py). Without it the dataset is downloaded.",
-    )(fn)
-
-
-def seed_option(fn: F) -> F:
-    return click.option("--seed", type=int, default=None, help="Random seed (default: the preset's).")(fn)
-
+from proxybench_cli._options import CONTEXT_SETTINGS, data_dir_option, library_errors, seed_option
+from proxybench_cli.correlate_commands import correlate as correlate_command
+from proxybench_cli.truth_commands import truth as truth_group
 
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(proxybench.__version__, "--version", prog_name="proxybench")
@@ -234,6 +200,8 @@ def score_command(
 
 
 # Commands of other modules register themselves here (one line each).
+cli.add_command(truth_group)
+cli.add_command(correlate_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -16,6 +16,8 @@ __all__ = [
     "DataNotFoundError",
     "UnknownDatasetError",
     "StoreError",
+    "TruthImportError",
+    "CorrelationError",
 ]
 
 
@@ -58,3 +60,14 @@ class UnknownDatasetError(ProxybenchError, ValueError):
 
 class StoreError(ProxybenchError):
     """A results directory or Parquet file is missing, corrupt or inconsistent."""
+
+
+class TruthImportError(ProxybenchError, ValueError):
+    """A ground-truth source cannot be read: unknown format, corrupt file or a bad row.
+
+    The message is one line that names the file and, for a bad row, the row and column.
+    """
+
+
+class CorrelationError(ProxybenchError, ValueError):
+    """A correlation cannot be computed as asked (nothing matches, duplicates, bad option)."""

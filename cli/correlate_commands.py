@@ -1,0 +1,112 @@
+"""``proxybench correlate``: proxy scores against ground truth (thin wrapper over proxybench.stats)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from proxybench_cli._options import library_errors
+
+from proxybench.stats.correlation import BY_COLUMNS, CorrelationError, parse_top_k
+from proxybench.stats.render import FORMATS
+
+__all__ = ["correlate"]
+
+
+
+class TopK(click.ParamType):
+    """Comma-separated percentages, e.g. ``1,5,10``; ``none`` for no top-k columns."""
+
+    name = "K,K,..."
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        if str(value).strip().lower() == "none":
+            return ()
+        try:
+            return parse_top_k(str(value))
+        except CorrelationError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Columns(click.ParamType):
+    """Comma-separated names from a fixed list."""
+
+    name = "COL,COL,..."
+
+    def __init__(self, choices: list[str]) -> None:
+        self.choices = choices
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        names = tuple(v.strip() for v in str(value).split(",") if v.strip())
+        unknown = [n for n in names if n not in self.choices]
+        if unknown:
+            self.fail(f"{', '.join(unknown)} is not a grouping column; choose from {', '.join(self.choices)}",
+                      param, ctx)
+        return names
+
+
+@click.command(name="correlate")
+@click.option("--scores", "scores", multiple=True, required=True, metavar="PATH",
+              help="Scores: a results directory (its scores/), a Parquet file or a quoted glob; repeat for more.")
+@click.option("--truth", "truth", multiple=True, required=True, metavar="PATH",
+              help="Truth (proxybench truth import): a results directory, a Parquet file or a quoted glob; repeatable.")
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable), e.g. cifar10.")
+@click.option("--metric", "metrics", multiple=True, help="Only this truth metric (repeatable), e.g. test_acc.")
+@click.option("--proxies", default=None, help="Comma-separated proxy names or wildcards (default: all in the scores).")
+@click.option("--by", type=Columns(list(BY_COLUMNS)), default="", show_default=False,
+              help="Extra grouping columns, comma-separated: " + ", ".join(BY_COLUMNS)
+              + ". Proxy, dataset, metric and every scoring/truth setting always group.")
+@click.option("--top-k", "top_k", type=TopK(), default="1,5,10", show_default=True,
+              help="Top-k overlaps to report, in percent of the architectures ('none' for none).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Resamples for 95% bootstrap intervals of Spearman and Kendall (0: none; ~6 ms per resample "
+              "per 15,625 pairs).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resamples.")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
+              help="table (terminal), md or latex (paste into a paper), csv or json (every column).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+@library_errors
+def correlate(
+    scores: tuple[str, ...], truth: tuple[str, ...], datasets: tuple[str, ...], metrics: tuple[str, ...],
+    proxies: str | None, by: tuple[str, ...], top_k: tuple[float, ...], bootstrap: int, seed: int, fmt: str,
+    output: Path | None,
+) -> None:
+    """How well each proxy's scores predict the truth: Spearman, Kendall tau-b, Pearson, top-k.
+
+    Scores and truth join on (space, architecture, dataset). One row per proxy, dataset,
+    metric and setting (preset, weights, seed, batch size, settings hash, truth source), so
+    different settings are never pooled. Scores of lower-is-better proxies are negated, so
+    positive always means the proxy ranks better architectures higher. Non-finite or failed
+    scores are left out and counted (Excl.).
+
+    \b
+    Example:
+      proxybench correlate --scores results --truth results --dataset cifar10 --metric test_acc
+      proxybench correlate --scores results --truth results --format latex --output table.tex
+      proxybench correlate --scores 'runs/*/scores/*.parquet' --truth results --by run_id --bootstrap 1000
+    """
+    from proxybench.stats import correlate as correlate_scores
+    from proxybench.stats import render
+    from proxybench.store.views import open_views
+
+    with open_views(scores=list(scores), truth=list(truth)) as con:
+        result = correlate_scores(
+            con, dataset=list(datasets) or None, metric=list(metrics) or None, proxies=proxies, by=by,
+            top_k=top_k, bootstrap=bootstrap, seed=seed,
+        )
+    text = render(result, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"{len(result.rows)} rows written to {output}", err=True)

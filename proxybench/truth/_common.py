@@ -1,0 +1,60 @@
+"""Helpers shared by the truth importers: the error type, provenance, file names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxybench.errors import TruthImportError
+
+__all__ = ["TruthImportError", "ImportResult", "file_sha256", "safe_stem"]
+
+
+@dataclass
+class ImportResult:
+    """What one ``import_truth`` call wrote.
+
+    Attributes:
+        source: The file that was read.
+        format: The importer that read it (``csv``, ``suite-zero``).
+        truth_path: The truth Parquet file written.
+        truth_rows: Rows in it.
+        scores_path: The scores Parquet file written (published proxy scores), if any.
+        scores_rows: Rows in it.
+        counts: Truth rows per ``(dataset, metric)``.
+        score_statuses: Published score rows per status (``ok``, ``nonfinite``).
+    """
+
+    source: Path
+    format: str
+    truth_path: Path
+    truth_rows: int
+    scores_path: Path | None = None
+    scores_rows: int = 0
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    score_statuses: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{dataset}/{metric}: {n}" for (dataset, metric), n in sorted(self.counts.items()))
+        text = f"{self.truth_rows} truth rows ({parts}) -> {self.truth_path}"
+        if self.scores_path is not None:
+            statuses = ", ".join(f"{n} {status}" for status, n in sorted(self.score_statuses.items()))
+            text += f"\n{self.scores_rows} published score rows ({statuses}) -> {self.scores_path}"
+        return text
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, recorded so a truth file says exactly which source it came from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem made of ``[A-Za-z0-9._-]`` only (output names come from code, not input)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return stem or "truth"
