@@ -44,4 +44,4 @@ def data_dir_option(fn: F) -> F:
 
 
 def seed_option(fn: F) -> F:
-    return click.option("--seed", type=int, default=None, help="Random seed (default: the preset's).")(fn)
+    return click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the preset's).")(fn)

@@ -16,6 +16,7 @@ __all__ = [
     "DataNotFoundError",
     "UnknownDatasetError",
     "StoreError",
+    "InvalidSettingError",
     "TruthImportError",
     "CorrelationError",
 ]
@@ -71,3 +72,7 @@ class TruthImportError(ProxybenchError, ValueError):
 
 class CorrelationError(ProxybenchError, ValueError):
     """A correlation cannot be computed as asked (nothing matches, duplicates, bad option)."""
+
+
+class InvalidSettingError(ProxybenchError, ValueError):
+    """A setting is out of range (batch size larger than the data, a zero std, ...)."""

@@ -106,3 +106,15 @@ def test_score_missing_data_is_one_line_error(tmp_path, monkeypatch):
                     "--out", str(tmp_path / "out"))
     assert result.exit_code == 1 and result.output.startswith("Error: ")
     assert result.output.count("\n") == 1 and "--data-dir" in result.output
+
+
+def test_score_batch_larger_than_data_is_one_line_error(tmp_path, data_dir):
+    result = invoke("score", "--sample", "1", "--batch-size", "60000", "--data-dir", str(data_dir),
+                    "--out", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot draw 60000 distinct images") and result.output.count("\n") == 1
+
+
+def test_score_negative_seed_is_usage_error(tmp_path):
+    result = invoke("score", "--sample", "1", "--seed", "-1", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "--seed" in result.output

@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from proxybench.errors import InvalidSettingError
 from proxybench.batch import ProxyBatch
 from proxybench.data.sources import ImageSource
 from proxybench.presets import Preset
@@ -127,16 +128,16 @@ def draw_indices(n_images: int, *, batch_size: int, train_fraction: float, rng: 
     """``batch_size`` distinct indices below ``floor(train_fraction * n_images)``.
 
     Raises:
-        ValueError: ``train_fraction`` is not in ``(0, 1]``, ``batch_size`` < 1, or the
+        InvalidSettingError: ``train_fraction`` is not in ``(0, 1]``, ``batch_size`` < 1, or the
             allowed prefix holds fewer than ``batch_size`` images.
     """
     if not 0.0 < train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+        raise InvalidSettingError(f"train_fraction must be in (0, 1], got {train_fraction}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise InvalidSettingError(f"batch_size must be at least 1, got {batch_size}")
     bound = math.floor(train_fraction * n_images)
     if bound < batch_size:
-        raise ValueError(
+        raise InvalidSettingError(
             f"cannot draw {batch_size} distinct images from the first {bound} of {n_images} "
             f"(train_fraction={train_fraction}); lower the batch size or use more images"
         )
@@ -197,7 +198,7 @@ def draw_proxy_batch(
         int64 targets.
 
     Raises:
-        ValueError: A negative seed, a bad ``train_fraction`` or ``batch_size``, or
+        InvalidSettingError: A negative seed, a bad ``train_fraction`` or ``batch_size``, or
             ``mean``/``std`` without 3 values or with a zero std.
 
     Example:
@@ -205,11 +206,11 @@ def draw_proxy_batch(
         ...                          mean=(0.49, 0.48, 0.45), std=(0.25, 0.24, 0.26))
     """
     if int(seed) < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+        raise InvalidSettingError(f"seed must be non-negative, got {seed}")
     if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean and std need 3 values (RGB), got {len(mean)} and {len(std)}")
+        raise InvalidSettingError(f"mean and std need 3 values (RGB), got {len(mean)} and {len(std)}")
     if any(float(v) == 0.0 for v in std):
-        raise ValueError(f"std must not contain zeros, got {tuple(std)}")
+        raise InvalidSettingError(f"std must not contain zeros, got {tuple(std)}")
     rng = np.random.default_rng(int(seed))
     idx = draw_indices(len(source), batch_size=batch_size, train_fraction=train_fraction, rng=rng)
     images = source.images(idx)
@@ -243,7 +244,7 @@ class BatchProvider:
 
     def __init__(self, source: ImageSource, preset: Preset, seed: int, batch_size: int) -> None:
         if int(seed) < 0:
-            raise ValueError(f"seed must be non-negative, got {seed}")
+            raise InvalidSettingError(f"seed must be non-negative, got {seed}")
         self.source = source
         self.preset = preset
         self.seed = int(seed)
