@@ -103,3 +103,20 @@ def test_rows_carry_provenance(tmp_path, data_dir):
     assert rows["synflow"]["arch_uid"] == get_space("nb201").uid(ARCHS[0])
     assert rows["synflow"]["weights"] == "init" and rows["synflow"]["device"] == "cpu"
     assert '"no_bn": "none"' in rows["synflow"]["settings"]
+
+
+def test_resume_after_sigkill_does_not_rescore_journaled_archs(tmp_path, data_dir, monkeypatch):
+    """A killed process leaves its journal un-rolled; the next run must count those rows."""
+    import proxybench.store.scores as store
+
+    archs = get_space("nb201").sample(3, seed=7)
+    kwargs = dict(proxies="params", data_dir=data_dir, batch_size=4, out=tmp_path, progress=False)
+    monkeypatch.setattr(store.ScoreWriter, "_roll", lambda self: self._journal and self._journal.close())
+    monkeypatch.setattr(store.ScoreWriter, "_write_run_file", lambda self, status, summary=None: None)
+    score_architectures(archs[:2], **kwargs)  # "dies" without turning its journal into a part
+    monkeypatch.undo()
+    assert list((tmp_path / "scores").glob("journal-*")) and not list((tmp_path / "scores").glob("part-*"))
+    summary = score_architectures(archs, **kwargs)
+    assert summary.archs_skipped == 2 and summary.archs_scored == 1
+    rows = read_scores(tmp_path).to_pylist()
+    assert sorted(r["arch"] for r in rows) == sorted(archs)

@@ -57,8 +57,11 @@ def test_crash_leaves_journal_that_is_recovered_without_the_torn_line(tmp_path):
     # Simulate a kill in the middle of writing the next architecture's line.
     writer._journal.write('{"space": "nb201", "arch": "c", "trunc')
     writer._journal.flush()
-    # (no close: the process died)
-    assert stored_keys(tmp_path) == set()  # journals are not parts yet
+    # A live writer's journal is never recovered by someone else, but its rows count as stored.
+    ScoreWriter(tmp_path, "other", {}).close()
+    assert len(list((tmp_path / "scores").glob("journal-*"))) == 1
+    assert len(stored_keys(tmp_path)) == 3
+    writer._journal.close()  # the process died: its lock is gone, the journal stays
     ScoreWriter(tmp_path, "next", {}).close()  # opening the directory recovers
     keys = stored_keys(tmp_path)
     assert sorted((k[1], k[3]) for k in keys) == [("a", "grasp"), ("a", "snip"), ("b", "snip")]
@@ -70,12 +73,9 @@ def test_recovery_does_not_duplicate_when_part_already_written(tmp_path):
     writer = ScoreWriter(tmp_path, "r", {})
     writer.add([make_row("a")])
     journal = writer._journal_path()
-    writer._journal.close()
-    writer._journal = None
-    # Crash between writing the part and deleting the journal.
     content = journal.read_text()
-    writer._journal = open(journal, "a")
     writer._roll()
+    # Crash between writing the part and deleting the journal.
     journal.write_text(content)
     _recover_journals(tmp_path / "scores")
     assert read_scores(tmp_path).num_rows == 1

@@ -18,6 +18,7 @@ kill in the middle of a write) is dropped; that architecture is scored again.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -79,8 +80,24 @@ def _read_journal(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _journal_is_live(journal: Path) -> bool:
+    """True when a running writer holds the journal's lock (so it must not be recovered)."""
+    try:
+        with open(journal, "rb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except FileNotFoundError:  # its writer rolled it meanwhile
+        return True
+    return False
+
+
 def _recover_journals(directory: Path) -> None:
+    """Turn journals left by dead writers into parts; journals of live writers are left alone."""
     for journal in sorted(directory.glob("journal-*.jsonl")):
+        if _journal_is_live(journal):
+            continue
         part = directory / (journal.name.replace("journal-", "part-", 1)[: -len(".jsonl")] + ".parquet")
         if not part.exists():
             rows = _read_journal(journal)
@@ -97,8 +114,19 @@ def _part_files(out: str | os.PathLike[str]) -> list[Path]:
 
 
 def stored_keys(out: str | os.PathLike[str]) -> set[tuple[str, ...]]:
-    """Resume keys (:data:`RESUME_KEY`) of every row already stored under ``out``."""
+    """Resume keys (:data:`RESUME_KEY`) of every row already stored under ``out``.
+
+    Complete lines of journals count too: they are durable rows, whether their writer died
+    (its journal becomes a part when the directory is next opened for writing) or still runs.
+    """
     keys: set[tuple[str, ...]] = set()
+    directory = scores_dir(out)
+    if directory.is_dir():
+        for journal in sorted(directory.glob("journal-*.jsonl")):
+            try:
+                keys.update(tuple(row[c] for c in RESUME_KEY) for row in _read_journal(journal))
+            except FileNotFoundError:  # rolled into a part meanwhile; read below
+                pass
     for part in _part_files(out):
         try:
             table = pq.read_table(part, columns=list(RESUME_KEY))
@@ -165,6 +193,8 @@ class ScoreWriter:
             return
         if self._journal is None:
             self._journal = open(self._journal_path(), "a", encoding="utf-8")
+            # Held until the journal is rolled: tells other processes' recovery it is live.
+            fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX)
         self._journal.write("".join(_encode_row(r) + "\n" for r in rows))
         self._journal.flush()
         os.fsync(self._journal.fileno())
@@ -195,8 +225,6 @@ class ScoreWriter:
     def _roll(self) -> None:
         if self._journal is None:
             return
-        self._journal.close()
-        self._journal = None
         journal = self._journal_path()
         rows = _read_journal(journal)
         if rows:
@@ -205,6 +233,9 @@ class ScoreWriter:
                 self.directory / f"part-{self.run_id}-{self._seq:05d}.parquet",
             )
         journal.unlink()
+        # Closing releases the lock only now, so no other process recovers it half-way.
+        self._journal.close()
+        self._journal = None
         self._seq += 1
         self._rows_in_journal = 0
 
