@@ -16,10 +16,9 @@ import argparse
 import json
 import math
 
-from scipy.stats import kendalltau, spearmanr
-
 from proxybench.scoring import score_architectures
 from proxybench.spaces.nb201 import from_naslib_tuple
+from proxybench.stats.correlation import correlate_vectors
 from proxybench.store import read_scores
 
 DATASET_KEYS = {"cifar10": "cifar10", "cifar100": "cifar100"}
@@ -54,7 +53,8 @@ def main() -> None:
             print(f"{proxy:<12}{len(pairs):>6}{'-':>10}{'-':>10}   (not in the reference)")
             continue
         x, y = zip(*pairs)
-        print(f"{proxy:<12}{len(pairs):>6}{spearmanr(x, y)[0]:>10.3f}{kendalltau(x, y)[0]:>10.3f}")
+        stats = correlate_vectors(x, y)
+        print(f"{proxy:<12}{len(pairs):>6}{stats['spearman']:>10.3f}{stats['kendall']:>10.3f}")
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ def resolve_proxies(selection: str | Sequence[str] | None) -> list[ProxySpec]:
         UnknownProxyError: When a name or pattern matches nothing.
     """
     if selection is None or selection == "all":
-        return [get_proxy(n) for n in list_proxies(exclude=None) if "trained_weights" not in _loaded()[n].needs]
+        return [spec for spec in map(get_proxy, list_proxies()) if "trained_weights" not in spec.needs]
     items = [s.strip() for s in selection.split(",")] if isinstance(selection, str) else list(selection)
     chosen: list[str] = []
     for item in filter(None, items):
