@@ -26,13 +26,13 @@ def truth() -> None:
 
 
 @truth.command(name="import")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
-              help="Format of SOURCE; auto: from the extension (.csv, .json) or the content. "
+              help="Format of SOURCE (a file, or a directory for directory formats); auto: from its name or content. "
               + "; ".join(f"{name}: {text}" for name, text in FORMATS.items()) + ".")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("proxybench-results"),
               show_default=True, help="Results directory; truth goes to OUT/truth/NAME.parquet, published "
-              "scores (suite-zero) to OUT/scores/published-suite-zero-NAME.parquet.")
+              "scores (suite-zero) to OUT/scores/published-FORMAT-NAME.parquet.")
 @click.option("--name", default=None, help="Output file name stem (default: SOURCE's file name without extension).")
 @library_errors
 def import_command(source: Path, fmt: str, out: Path, name: str | None) -> None:

@@ -86,8 +86,9 @@ def test_truth_import_errors_are_one_line(tmp_path):
     junk.write_bytes(b"\x89PNG....")
     result = invoke("truth", "import", str(junk), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert result.output == ("Error: cannot tell the format of scores.bin from its name or content; pass --format "
-                             "(csv, suite-zero)\n")
+    assert result.output.startswith("Error: cannot tell the format of the file scores.bin from its name or content; "
+                                    "pass --format (csv, suite-zero")
+    assert result.output.count("\n") == 1
     corrupt = tmp_path / "zc.json"
     corrupt.write_text("{")
     result = invoke("truth", "import", str(corrupt), "--out", str(tmp_path / "out"))

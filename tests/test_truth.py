@@ -11,7 +11,7 @@ import pytest
 
 from proxybench.spaces.nb201 import arch_uid, format_arch, from_naslib_tuple, to_naslib_tuple
 from proxybench.store import SCORES_SCHEMA
-from proxybench.truth import TRUTH_SCHEMA, TruthImportError, detect_format, import_truth
+from proxybench.truth import FORMATS, TRUTH_SCHEMA, TruthImportError, detect_format, import_truth
 from proxybench.truth.nb201_csv import parse_metric_column
 
 A0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
@@ -156,17 +156,19 @@ def test_detect_format(tmp_path):
     (tmp_path / "junk.bin").write_bytes(b"\x00\x01garbage")
     with pytest.raises(TruthImportError) as info:
         detect_format(tmp_path / "junk.bin")
-    assert str(info.value) == ("cannot tell the format of junk.bin from its name or content; "
-                               "pass --format (csv, suite-zero)")
-    with pytest.raises(TruthImportError) as info:
-        detect_format(tmp_path / "NAS-Bench-201-v1_1-096897.pth")
-    assert str(info.value) == ("NAS-Bench-201-v1_1-096897.pth looks like a NAS-Bench-201 .pth file, which has no "
-                               "importer yet; formats: csv, suite-zero")
+    assert str(info.value) == ("cannot tell the format of the file junk.bin from its name or content; "
+                               f"pass --format ({', '.join(FORMATS)})")
 
 
 def test_unknown_format_name(tmp_path):
-    with pytest.raises(TruthImportError, match=r"^unknown truth format 'nats'; formats: auto, csv, suite-zero$"):
-        import_truth(small_csv(tmp_path), tmp_path / "out", format="nats")
+    with pytest.raises(TruthImportError) as info:
+        import_truth(small_csv(tmp_path), tmp_path / "out", format="bogus")
+    assert str(info.value) == f"unknown truth format 'bogus'; formats: auto, {', '.join(FORMATS)}"
+
+
+def test_format_of_the_wrong_kind_of_source(tmp_path):
+    with pytest.raises(TruthImportError, match=r"^format csv reads a file, but .* is not one$"):
+        import_truth(tmp_path, tmp_path / "out", format="csv")
 
 
 # ----------------------------------------------------------------------------- NAS-Bench-Suite-Zero

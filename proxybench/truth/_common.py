@@ -7,9 +7,49 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from proxybench.errors import TruthImportError
 
-__all__ = ["TruthImportError", "ImportResult", "file_sha256", "safe_stem"]
+__all__ = [
+    "TruthImportError",
+    "ImportResult",
+    "ReadOutput",
+    "SourceInfo",
+    "file_sha256",
+    "source_sha256",
+    "safe_stem",
+]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a reader knows about its source besides the path.
+
+    Attributes:
+        label: Value of the truth ``source`` column, ``<format>:<file name>``.
+        sha256: :func:`source_sha256` of the source (goes into published scores' settings).
+        proxybench_version: Recorded in published score rows.
+    """
+
+    label: str
+    sha256: str
+    proxybench_version: str
+
+
+@dataclass
+class ReadOutput:
+    """What a reader returns.
+
+    Attributes:
+        truth: Rows with :data:`~proxybench.truth.schema.TRUTH_SCHEMA`.
+        scores: Published proxy scores with :data:`~proxybench.store.schema.SCORES_SCHEMA`, or None.
+        metadata: Extra provenance for the Parquet key-value metadata (keys without the prefix).
+    """
+
+    truth: pa.Table
+    scores: pa.Table | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +91,21 @@ def file_sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def source_sha256(path: Path) -> str:
+    """SHA-256 of a file, or of a directory's files (relative paths and contents, sorted).
+
+    A directory source (NATS-Bench, the robustness dataset) is identified by everything in
+    it, so re-importing a changed directory is visible in the provenance.
+    """
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for member in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(member.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(bytes.fromhex(file_sha256(member)))
     return digest.hexdigest()
 
 

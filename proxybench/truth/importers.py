@@ -1,21 +1,15 @@
-"""``import_truth``: read a benchmark file, write ``truth`` (and published ``scores``) Parquet.
+"""``import_truth``: read a benchmark file or directory, write ``truth`` (and published ``scores``) Parquet.
 
-Formats (:data:`FORMATS`):
-
-* ``csv`` — NATS-Bench / NAS-Bench-201 CSV exports (:mod:`proxybench.truth.nb201_csv`).
-* ``suite-zero`` — NAS-Bench-Suite-Zero ``zc_nasbench201.json`` (:mod:`proxybench.truth.suite_zero`):
-  accuracies to truth, the published proxy scores to ``scores``.
-
-``auto`` picks one from the file name (``.csv``, ``.json``) or, failing that, from the first
-bytes. The other sources of DESIGN.md §2 (NB201 ``.pth``, NATS-Bench directories, the
-robustness dataset, nas-bench-x11) have no importer yet; :data:`FORMATS` lists only what
-exists, and a file that looks like one of them gets an error saying so.
+Each format is a :class:`Reader` in :data:`READERS` (one module per format, registered here
+explicitly). ``auto`` asks every reader in order whether it :attr:`Reader.claims` the source
+(by name, and for files by their first bytes) and takes the first that does.
 
 Output, under ``out``:
 
 * ``truth/<name>.parquet`` (``name`` defaults to the source's file stem);
-* for ``suite-zero`` also ``scores/published-suite-zero-<name>.parquet``, beside the
-  ``part-*.parquet`` files of ``proxybench score``, so ``OUT/scores/*.parquet`` holds both.
+* for formats that carry published proxy scores (``suite-zero``) also
+  ``scores/published-<format>-<name>.parquet``, beside the ``part-*.parquet`` files of
+  ``proxybench score``, so ``OUT/scores/*.parquet`` holds both.
 
 Files are written atomically and carry their provenance in the Parquet key-value metadata
 (``proxybench.truth.source``, ``.format``, ``.importer_version``, ``.sha256``, ...). Importing
@@ -27,6 +21,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,49 +31,62 @@ import pyarrow.parquet as pq
 import proxybench
 from proxybench.store.scores import scores_dir
 from proxybench.truth import nb201_csv, suite_zero
-from proxybench.truth._common import ImportResult, TruthImportError, file_sha256, safe_stem
+from proxybench.truth._common import ImportResult, ReadOutput, SourceInfo, TruthImportError, safe_stem, source_sha256
 from proxybench.truth.schema import METADATA_PREFIX, truth_dir, write_parquet_atomically
 
-__all__ = ["FORMATS", "detect_format", "import_truth"]
+__all__ = ["FORMATS", "READERS", "Reader", "detect_format", "import_truth"]
 
-#: Importable formats and what they read.
-FORMATS: dict[str, str] = {
-    "csv": "NATS-Bench / NAS-Bench-201 CSV export (nats_bench_tss_200ep.csv layout)",
-    "suite-zero": "NAS-Bench-Suite-Zero JSON (zc_nasbench201.json layout): accuracies and published scores",
+
+@dataclass(frozen=True)
+class Reader:
+    """One importable format.
+
+    Attributes:
+        name: The ``--format`` value.
+        description: One line for ``--help``: what the format is.
+        read: ``read(path, info) -> ReadOutput``; raises :class:`TruthImportError` with a
+            one-line message on malformed input.
+        claims: ``claims(path) -> bool``: whether ``auto`` should pick this reader. Cheap:
+            looks at names and at most the first bytes of a file.
+        version: Importer version, recorded with every file written.
+        directory: Whether the source is a directory (else a file).
+    """
+
+    name: str
+    description: str
+    read: Callable[[Path, SourceInfo], ReadOutput]
+    claims: Callable[[Path], bool]
+    version: str
+    directory: bool = False
+
+
+#: Every format, in the order ``auto`` tries them.
+READERS: dict[str, Reader] = {
+    reader.name: reader
+    for reader in (
+        Reader("csv", "NATS-Bench / NAS-Bench-201 CSV export (nats_bench_tss_200ep.csv layout)",
+               nb201_csv.read, nb201_csv.claims, nb201_csv.IMPORTER_VERSION),
+        Reader("suite-zero", "NAS-Bench-Suite-Zero JSON (zc_nasbench201.json layout): accuracies and published scores",
+               suite_zero.read, suite_zero.claims, suite_zero.IMPORTER_VERSION),
+    )
 }
 
-_NOT_YET = {".pth": "a NAS-Bench-201 .pth file", ".pickle": "a pickled benchmark",
-            ".pickle.pbz2": "a NATS-Bench archive", ".pbz2": "a NATS-Bench archive", ".tar": "an archive"}
+#: ``--format`` values and what they read.
+FORMATS: dict[str, str] = {name: reader.description for name, reader in READERS.items()}
 
 
 def detect_format(path: Path) -> str:
-    """The format of ``path`` from its extension, else from its first bytes.
+    """The format of ``path`` (a file or a directory), from its name and first bytes.
 
     Raises:
-        TruthImportError: The format cannot be told, or it is one without an importer.
+        TruthImportError: No reader claims it.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".json":
-        return "suite-zero"
-    for ending, what in _NOT_YET.items():
-        if path.name.lower().endswith(ending):
-            raise TruthImportError(
-                f"{path.name} looks like {what}, which has no importer yet; formats: {', '.join(FORMATS)}"
-            )
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as exc:
-        raise TruthImportError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
-    if text.startswith("{"):
-        return "suite-zero"
-    if nb201_csv.ARCH_COLUMN in text.split("\n", 1)[0]:
-        return "csv"
+    for reader in READERS.values():
+        if reader.directory == path.is_dir() and reader.claims(path):
+            return reader.name
+    kind = "directory" if path.is_dir() else "file"
     raise TruthImportError(
-        f"cannot tell the format of {path.name} from its name or content; pass --format "
+        f"cannot tell the format of the {kind} {path.name} from its name or content; pass --format "
         f"({', '.join(FORMATS)})"
     )
 
@@ -88,14 +97,14 @@ def import_truth(
     format: str = "auto",
     name: str | None = None,
 ) -> ImportResult:
-    """Import one ground-truth file into ``<out>/truth`` (and ``<out>/scores`` for published scores).
+    """Import one ground-truth source into ``<out>/truth`` (and ``<out>/scores`` for published scores).
 
     Args:
-        source: The benchmark file.
+        source: The benchmark file (or directory, for directory formats).
         out: Results directory (the one ``proxybench score --out`` uses, so ``correlate``
             finds scores and truth side by side).
         format: ``auto`` or a key of :data:`FORMATS`.
-        name: Output file stem; defaults to the source's stem.
+        name: Output file stem; defaults to the source's name up to its first dot.
 
     Returns:
         What was written (:class:`~proxybench.truth._common.ImportResult`).
@@ -110,15 +119,19 @@ def import_truth(
         46875 truth rows (ImageNet16-120/test_acc: 15625, ...) -> results/truth/nats_bench_tss_200ep.parquet
     """
     path = Path(source)
-    if not path.is_file():
-        raise TruthImportError(f"{path} is not a file")
+    if not path.exists():
+        raise TruthImportError(f"{path} does not exist")
     if format == "auto":
         format = detect_format(path)
-    elif format not in FORMATS:
+    elif format not in READERS:
         raise TruthImportError(f"unknown truth format {format!r}; formats: auto, {', '.join(FORMATS)}")
+    reader = READERS[format]
+    if reader.directory != path.is_dir():
+        wanted = "a directory" if reader.directory else "a file"
+        raise TruthImportError(f"format {format} reads {wanted}, but {path} is not one")
     stem = safe_stem(name if name is not None else path.name.split(".")[0])
-    digest = file_sha256(path)
-    label = f"{format}:{path.name}"
+    digest = source_sha256(path)
+    info = SourceInfo(label=f"{format}:{path.name}", sha256=digest, proxybench_version=proxybench.__version__)
     target = truth_dir(out) / f"{stem}.parquet"
     _refuse_foreign(target, path)
     metadata = {
@@ -126,33 +139,30 @@ def import_truth(
         f"{METADATA_PREFIX}format": format,
         f"{METADATA_PREFIX}sha256": digest,
         f"{METADATA_PREFIX}proxybench_version": proxybench.__version__,
+        f"{METADATA_PREFIX}importer_version": f"{format}/{reader.version}",
     }
 
-    if format == "csv":
-        truth, extra = nb201_csv.read_nb201_csv(path, label)
-        metadata[f"{METADATA_PREFIX}importer_version"] = f"csv/{nb201_csv.IMPORTER_VERSION}"
-        scores = None
-    else:
-        truth, scores, extra = suite_zero.read_suite_zero(path, label, digest, proxybench.__version__)
-        metadata[f"{METADATA_PREFIX}importer_version"] = f"suite-zero/{suite_zero.IMPORTER_VERSION}"
-    metadata.update({f"{METADATA_PREFIX}{key}": value for key, value in extra.items()})
+    output = reader.read(path, info)
+    truth = output.truth
+    metadata.update({f"{METADATA_PREFIX}{key}": value for key, value in output.metadata.items()})
     metadata[f"{METADATA_PREFIX}rows"] = str(truth.num_rows)
 
     counts = Counter(zip(truth.column("dataset").to_pylist(), truth.column("metric").to_pylist()))
     result = ImportResult(source=path, format=format, truth_path=target, truth_rows=truth.num_rows,
                           counts=dict(counts))
-    if scores is not None:
-        scores_path = scores_dir(out) / f"published-suite-zero-{stem}.parquet"
+    if output.scores is not None:
+        scores_path = scores_dir(out) / f"published-{format}-{stem}.parquet"
         _refuse_foreign(scores_path, path)
-        write_parquet_atomically(scores, scores_path, {**metadata, f"{METADATA_PREFIX}rows": str(scores.num_rows)})
-        result.scores_path, result.scores_rows = scores_path, scores.num_rows
-        result.score_statuses = dict(Counter(scores.column("status").to_pylist()))
+        write_parquet_atomically(output.scores, scores_path,
+                                 {**metadata, f"{METADATA_PREFIX}rows": str(output.scores.num_rows)})
+        result.scores_path, result.scores_rows = scores_path, output.scores.num_rows
+        result.score_statuses = dict(Counter(output.scores.column("status").to_pylist()))
     write_parquet_atomically(truth, target, metadata)
     return result
 
 
 def _refuse_foreign(target: Path, source: Path) -> None:
-    """Refuse to replace ``target`` when it was imported from another file than ``source``."""
+    """Refuse to replace ``target`` when it was imported from another source than ``source``."""
     if not target.exists():
         return
     try:

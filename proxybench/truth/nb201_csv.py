@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from proxybench.errors import InvalidArchitectureError
 from proxybench.spaces.nb201 import arch_uid, format_arch, parse_arch
-from proxybench.truth._common import TruthImportError
+from proxybench.truth._common import ReadOutput, SourceInfo, TruthImportError
 from proxybench.truth.schema import TRUTH_SCHEMA
 
 __all__ = ["IMPORTER_VERSION", "ARCH_COLUMN", "INDEX_COLUMNS", "parse_metric_column", "read_nb201_csv"]
@@ -204,3 +204,21 @@ def _parse_accuracy(text: str, where: str, column: str) -> float:
     if not 0.0 <= value <= 100.0:
         raise TruthImportError(f"{where}, column {column}: {value:g} is outside 0..100 (percent expected)")
     return value
+
+
+def claims(path: Path) -> bool:
+    """``auto`` detection: a ``.csv`` name, or a first line naming the architecture column."""
+    if path.suffix.lower() == ".csv":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return ARCH_COLUMN in head.lstrip("\ufeff").split("\n", 1)[0]
+
+
+def read(path: Path, info: SourceInfo) -> ReadOutput:
+    """The :class:`~proxybench.truth.importers.Reader` entry point (see :func:`read_nb201_csv`)."""
+    truth, metadata = read_nb201_csv(path, info.label)
+    return ReadOutput(truth=truth, metadata=metadata)

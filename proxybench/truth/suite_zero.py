@@ -51,7 +51,7 @@ import pyarrow as pa
 from proxybench.errors import InvalidArchitectureError, UnknownProxyError
 from proxybench.spaces.nb201 import arch_uid, from_naslib_tuple
 from proxybench.store.schema import SCORES_SCHEMA
-from proxybench.truth._common import TruthImportError
+from proxybench.truth._common import ReadOutput, SourceInfo, TruthImportError
 from proxybench.truth.schema import TRUTH_SCHEMA
 
 __all__ = [
@@ -202,3 +202,21 @@ def _published_settings(proxy: str, file_name: str, file_hash: str) -> tuple[boo
         settings["score_transform"] = "NASLib: sign(s)*ln|s| (0 stays 0)"
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return higher, dtype, text, sha256(text.encode()).hexdigest()[:16]
+
+
+def claims(path: Path) -> bool:
+    """``auto`` detection: a ``.json`` name, or content that starts with a JSON object."""
+    if path.suffix.lower() == ".json":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.lstrip("\ufeff \t\r\n").startswith("{")
+
+
+def read(path: Path, info: SourceInfo) -> ReadOutput:
+    """The :class:`~proxybench.truth.importers.Reader` entry point (see :func:`read_suite_zero`)."""
+    truth, scores, metadata = read_suite_zero(path, info.label, info.sha256, info.proxybench_version)
+    return ReadOutput(truth=truth, scores=scores, metadata=metadata)
