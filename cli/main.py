@@ -12,6 +12,7 @@ import proxybench
 from proxybench.errors import ProxybenchError
 from proxybench_cli._options import CONTEXT_SETTINGS, data_dir_option, library_errors, seed_option
 from proxybench_cli.correlate_commands import correlate as correlate_command
+from proxybench_cli.tables_commands import tables as tables_group
 from proxybench_cli.truth_commands import truth as truth_group
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -202,6 +203,7 @@ def score_command(
 # Commands of other modules register themselves here (one line each).
 cli.add_command(truth_group)
 cli.add_command(correlate_command)
+cli.add_command(tables_group)
 
 
 def main() -> None:  # pragma: no cover - console entry point

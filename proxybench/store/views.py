@@ -2,10 +2,11 @@
 
 Every stage writes plain Parquet (DESIGN.md §1); this module is how the analysis side reads
 it. ``open_views`` returns a fresh in-memory ``duckdb.connect()`` (never DuckDB's hidden
-module-level default connection, so two callers never share state) with two views:
+module-level default connection, so two callers never share state) with the views
 
 * ``scores`` over ``OUT/scores/*.parquet`` (schema :data:`proxybench.store.SCORES_SCHEMA`),
 * ``truth`` over ``OUT/truth/*.parquet`` (schema :data:`proxybench.truth.TRUTH_SCHEMA`),
+* ``archive`` over search archives ``OUT/archive/*.parquet``, when asked for,
 
 each read with ``union_by_name`` so files written by older versions, with fewer columns,
 still read as one table (missing columns are NULL). The file lists are passed to DuckDB as
@@ -51,7 +52,8 @@ def resolve_parquet_files(paths: Iterable[PathLike], kind: str) -> list[Path]:
             folder = path / kind if (path / kind).is_dir() else path
             matches = sorted(folder.glob("*.parquet"))
             if not matches:
-                hint = "proxybench score --out" if kind == "scores" else "proxybench truth import --out"
+                hint = {"scores": "proxybench score --out", "truth": "proxybench truth import --out"}.get(
+                    kind, "proxybench search --out")
                 raise StoreError(f"no {kind} Parquet files in {folder}; create them with {hint} {path}")
         elif path.is_file():
             matches = [path]
@@ -72,6 +74,7 @@ def open_views(
     scores: Sequence[PathLike] | None = None,
     truth: Sequence[PathLike] | None = None,
     out: PathLike | None = None,
+    archive: Sequence[PathLike] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A new DuckDB connection with the views ``scores`` and ``truth``.
 
@@ -79,6 +82,7 @@ def open_views(
         scores: Where the score files are (see :func:`resolve_parquet_files`).
         truth: Where the truth files are.
         out: A results directory, used for whichever of ``scores``/``truth`` is not given.
+        archive: Where search archives are (``archive`` view; only opened when given).
 
     Returns:
         The connection; the caller closes it (``with open_views(...) as con:``).
@@ -93,6 +97,8 @@ def open_views(
     wanted = {"scores": scores, "truth": truth}
     if out is not None:
         wanted = {kind: (given if given is not None else [out]) for kind, given in wanted.items()}
+    if archive is not None:
+        wanted["archive"] = archive
     con = duckdb.connect()
     try:
         for kind, given in wanted.items():
@@ -102,7 +108,7 @@ def open_views(
             try:
                 relation = con.read_parquet([str(p) for p in files], union_by_name=True)
                 relation.create_view(kind, replace=True)
-                con.execute(f"SELECT * FROM {kind} LIMIT 0")  # kind is one of two literals above
+                con.execute(f"SELECT * FROM {kind} LIMIT 0")  # kind is one of three literals above
             except duckdb.Error as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise StoreError(f"cannot read the {kind} files ({len(files)} given): {first}") from None
