@@ -72,11 +72,16 @@ class Columns(click.ParamType):
               help="table (terminal), md or latex (paste into a paper), csv or json (every column).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of standard output.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Also write PNGs to DIR (created if missing): per dataset, metric and setting a grid of "
+              "scatter plots, each proxy's score against the truth (log x axis where the scores span more than "
+              "3 orders of magnitude, reversed for lower-is-better proxies, ρ and τ in the titles), and "
+              "heatmap_spearman.png, ρ of every proxy per dataset and metric.")
 @library_errors
 def correlate(
     scores: tuple[str, ...], truth: tuple[str, ...], datasets: tuple[str, ...], metrics: tuple[str, ...],
     proxies: str | None, by: tuple[str, ...], top_k: tuple[float, ...], bootstrap: int, seed: int, fmt: str,
-    output: Path | None,
+    output: Path | None, plot_dir: Path | None,
 ) -> None:
     """How well each proxy's scores predict the truth: Spearman, Kendall tau-b, Pearson, top-k.
 
@@ -91,16 +96,30 @@ def correlate(
       proxybench correlate --scores results --truth results --dataset cifar10 --metric test_acc
       proxybench correlate --scores results --truth results --format latex --output table.tex
       proxybench correlate --scores 'runs/*/scores/*.parquet' --truth results --by run_id --bootstrap 1000
+      proxybench correlate --scores results --truth results --dataset cifar10 --plot plots
     """
     from proxybench.stats import correlate as correlate_scores
     from proxybench.stats import render
     from proxybench.store.views import open_views
 
+    if plot_dir is not None:
+        try:  # fail before the work, not after it
+            plot_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write plots to {plot_dir}: {exc.strerror or exc}") from None
     with open_views(scores=list(scores), truth=list(truth)) as con:
         result = correlate_scores(
             con, dataset=list(datasets) or None, metric=list(metrics) or None, proxies=proxies, by=by,
             top_k=top_k, bootstrap=bootstrap, seed=seed,
         )
+        if plot_dir is not None:
+            from proxybench.stats.plots import plot_correlations
+
+            try:
+                written = plot_correlations(con, result, plot_dir)
+            except OSError as exc:
+                raise click.ClickException(f"cannot write plots to {plot_dir}: {exc.strerror or exc}") from None
+            click.echo(f"{len(written)} plots written to {plot_dir}", err=True)
     text = render(result, fmt)
     if output is None:
         click.echo(text, nl=False)

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import warnings
-from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -16,14 +15,14 @@ import pytest
 from scipy.stats import kendalltau, pearsonr, spearmanr
 
 from proxybench.errors import StoreError
-from proxybench.spaces.nb201 import all_archs, arch_uid, from_naslib_tuple
+from proxybench.spaces.nb201 import from_naslib_tuple
 from proxybench.stats import CorrelationError, correlate, correlate_vectors, parse_top_k, render
 from proxybench.stats.bootstrap import bootstrap_ci, group_rng, weighted_kendall, weighted_spearman
 from proxybench.store import SCORES_SCHEMA
 from proxybench.store.views import open_views, resolve_parquet_files
 from proxybench.truth import TRUTH_SCHEMA, import_truth
 
-ARCHS = list(all_archs())
+from builders import ARCHS, NOW, score_rows, truth_rows, write  # noqa: F401  (re-exported for other tests)
 
 
 def scipy_stats(x, y):
@@ -147,36 +146,6 @@ def test_bootstrap_is_seeded_per_group_and_brackets_the_estimate():
 
 
 # ----------------------------------------------------------------------------- correlate over the views
-
-NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
-
-
-def score_rows(proxy, values, *, dataset="cifar10", higher=True, settings_hash=None, run_id="run1", seed=0,
-               statuses=None, archs=ARCHS):
-    rows = []
-    for i, value in enumerate(values):
-        rows.append({
-            "space": "nb201", "arch": archs[i], "arch_uid": arch_uid(archs[i]), "dataset": dataset, "proxy": proxy,
-            "score": float(value), "status": (statuses or {}).get(i, "ok" if math.isfinite(value) else "nonfinite"),
-            "error": None, "higher_is_better": higher, "seed": seed, "batch_size": 64, "batch_id": "b",
-            "preset": "proxybench", "weights": "init", "settings": "{}",
-            "settings_hash": settings_hash or f"hash-{proxy}-{seed}", "device": "cpu", "dtype": "float32",
-            "seconds": 0.1, "proxybench_version": "0", "torch_version": "0", "run_id": run_id, "created_at": NOW,
-        })
-    return rows
-
-
-def truth_rows(values, *, dataset="cifar10", metric="test_acc", source="csv:t.csv", archs=ARCHS):
-    return [{"space": "nb201", "arch": archs[i], "arch_uid": arch_uid(archs[i]), "arch_id": i, "dataset": dataset,
-             "metric": metric, "value": float(v), "epochs": 200, "seed": "mean", "source": source}
-            for i, v in enumerate(values)]
-
-
-def write(path, rows, schema):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-    return path
-
 
 @pytest.fixture()
 def store(tmp_path):

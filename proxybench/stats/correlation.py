@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "BY_COLUMNS",
     "correlate",
     "correlate_vectors",
+    "create_joined_pairs",
     "parse_top_k",
 ]
 
@@ -167,11 +169,53 @@ def correlate(
         >>> print(render(result, "md"))  # doctest: +SKIP
     """
     ks = parse_top_k(top_k)
+    _check_by(by)
+    if bootstrap < 0:
+        raise CorrelationError(f"bootstrap resamples must be >= 0, got {bootstrap}")
+    by = tuple(dict.fromkeys(by))
+    key_names = create_joined_pairs(con, "pb_joined_keys", dataset=dataset, metric=metric, proxies=proxies, by=by)
+    try:
+        return _compute(con, key_names, ks, bootstrap, seed, by)
+    finally:
+        for table in ("pb_joined_keys", "pb_groups", "pb_joined", "pb_pairs"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")  # names from this list only
+
+
+def _check_by(by: Sequence[str]) -> None:
     unknown = [c for c in by if c not in BY_COLUMNS]
     if unknown:
         raise CorrelationError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(BY_COLUMNS)}")
-    if bootstrap < 0:
-        raise CorrelationError(f"bootstrap resamples must be >= 0, got {bootstrap}")
+
+
+def create_joined_pairs(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    *,
+    dataset: str | Sequence[str] | None = None,
+    metric: str | Sequence[str] | None = None,
+    proxies: str | Sequence[str] | None = None,
+    by: Sequence[str] = (),
+) -> list[str]:
+    """Create the temporary table ``table``: scores joined to truth, one row per pair, with its group.
+
+    The join and the grouping :func:`correlate` uses (and :mod:`proxybench.stats.plots`
+    reuses, so a scatter never mixes settings). Columns: the group columns
+    (:data:`GROUP_COLUMNS`, then ``by``), ``arch``, ``x`` (the score, negated when
+    lower is better), ``y`` (the truth value) and ``usable`` (status ``ok`` and both finite).
+    The caller drops the table.
+
+    Args:
+        table: A ``pb_`` name (letters and underscores; it is formatted into SQL).
+
+    Returns:
+        The group column names, in order.
+
+    Raises:
+        CorrelationError: An unknown ``by`` column, or a filter that matches nothing.
+    """
+    if not re.fullmatch(r"pb_[a-z_]+", table):
+        raise ValueError(f"temporary table name {table!r} must match pb_[a-z_]+")
+    _check_by(by)
     by = tuple(dict.fromkeys(by))
     datasets = _as_list(dataset)
     metrics = _as_list(metric)
@@ -180,11 +224,11 @@ def correlate(
     _check_present(con, "metric", "truth", metrics)
 
     keys = list(GROUP_COLUMNS) + [(name, BY_COLUMNS[name]) for name in by]
-    key_names = [name for name, _ in keys]
-    # Only names from GROUP_COLUMNS/BY_COLUMNS are formatted into the SQL; values are parameters.
+    # Only names from GROUP_COLUMNS/BY_COLUMNS and the checked table name are formatted into the SQL;
+    # values are parameters.
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE pb_joined_keys AS
+        CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT {", ".join(f"{expr} AS {name}" for name, expr in keys)}, s.arch,
                -- oriented score; + 0.0 turns a negated 0 (-0.0) into 0.0, so it ties with 0
                (CASE WHEN s.higher_is_better THEN s.score ELSE -s.score END) + 0.0 AS x,
@@ -198,11 +242,7 @@ def correlate(
         """,
         [datasets is None, datasets or [], metrics is None, metrics or [], proxy_names],
     )
-    try:
-        return _compute(con, key_names, ks, bootstrap, seed, by)
-    finally:
-        for table in ("pb_joined_keys", "pb_groups", "pb_joined", "pb_pairs"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")  # names from this list only
+    return [name for name, _ in keys]
 
 
 def _compute(

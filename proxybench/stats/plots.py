@@ -1,0 +1,312 @@
+"""PNG figures of a :class:`~proxybench.stats.correlation.CorrelationResult`: scatter grids and a ρ heatmap.
+
+:func:`plot_correlations` writes
+
+* one **scatter grid** per (dataset, metric, settings group): one panel per result row
+  (proxy), the proxy's raw score on x against the truth value on y, only the pairs the
+  statistics used (status ``ok``, both finite). The panel title carries the row's ρ, τ and
+  n from the result, so the numbers are the table's. A *settings group* is a result row's
+  group columns without the proxy's own (``proxy``, ``higher_is_better``,
+  ``settings_hash``): preset, weights, seed, batch size, truth epochs/seed/source and any
+  ``by`` column. Each panel is exactly one correlation group, so a scatter never mixes
+  settings.
+* one **heatmap** (``heatmap_spearman.png``): Spearman ρ of every proxy (rows) for every
+  (dataset, metric[, settings]) column, the value written in each cell, a diverging
+  colormap centred at 0 (vmin −1, vmax 1).
+
+**x scale** (:func:`x_scale`, decided from each panel's data): let *hi* be the largest
+``|score|`` and *lo* the 10th percentile of the non-zero ``|score|`` values. When
+``hi / lo > 10**3`` (more than three orders of magnitude) the axis is logarithmic if every
+score is positive, otherwise ``symlog`` with a linear region of half-width *lo*; else it is
+linear. (The percentile keeps a zero-centred proxy, whose smallest magnitudes are always
+tiny, on a linear axis.)
+
+**Orientation.** Scores are plotted as stored; for a lower-is-better proxy the x axis is
+reversed and labelled so ("score, lower is better →"), so in every panel better-ranked
+architectures are to the right and a positive ρ looks like an increasing cloud.
+
+Figures are built with :class:`matplotlib.figure.Figure` on an explicit Agg canvas (no
+pyplot, no display, no global backend change); sizes and dpi are fixed and the PNG carries
+no ``Software`` tag or timestamp, so the same inputs give byte-identical files on one
+installation. The points come from one DuckDB query per scatter grid, over the join of
+:func:`proxybench.stats.correlation.create_joined_pairs`.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from proxybench.stats.correlation import GROUP_COLUMNS, CorrelationResult, create_joined_pairs
+
+__all__ = ["PlotGroup", "heatmap_figure", "iter_figures", "plot_correlations", "plot_groups", "scatter_figure",
+           "x_scale"]
+
+#: Group columns that tell the panels of one scatter grid apart (the rest define the grid).
+PANEL_COLUMNS = ("proxy", "higher_is_better", "settings_hash")
+
+#: Orders of magnitude beyond which the x axis becomes logarithmic (see the module docstring).
+LOG_DECADES = 3.0
+
+DPI = 100
+PANEL_SIZE = (3.2, 2.6)  # inches per scatter panel
+_PNG_METADATA = {"Software": None}
+_TABLE = "pb_plot_pairs"
+
+
+@dataclass
+class PlotGroup:
+    """One scatter grid: the result rows (panels) sharing a dataset, metric and settings.
+
+    Attributes:
+        dataset, metric: Of every row.
+        key: The grid's group columns (everything but :data:`PANEL_COLUMNS`) and values.
+        rows: The result rows, one panel each, in the result's order.
+        label: The settings that differ between grids (``"seed=1"``), or ``""``.
+        stem: The file name without ``.png``: ``scatter_<dataset>_<metric>[_<label>]``, slugged.
+    """
+
+    dataset: str
+    metric: str
+    key: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    label: str = ""
+    stem: str = ""
+
+
+def plot_correlations(
+    con: duckdb.DuckDBPyConnection, result: CorrelationResult, out_dir: str | Path, *, heatmap: bool = True
+) -> list[Path]:
+    """Write the scatter grids and the heatmap of ``result`` as PNGs into ``out_dir`` (created if missing).
+
+    Args:
+        con: The connection ``result`` was computed on (views ``scores`` and ``truth``).
+        result: From :func:`proxybench.stats.correlate`.
+        out_dir: Folder for the files; existing files of the same names are replaced.
+        heatmap: Also write ``heatmap_spearman.png``.
+
+    Returns:
+        The paths written: the scatter grids in the result's order, then the heatmap.
+
+    Raises:
+        OSError: ``out_dir`` cannot be created or written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, figure in iter_figures(con, result, heatmap=heatmap):
+        path = out / f"{stem}.png"
+        figure.savefig(path, dpi=DPI, format="png", metadata=_PNG_METADATA)
+        written.append(path)
+    return written
+
+
+def iter_figures(
+    con: duckdb.DuckDBPyConnection, result: CorrelationResult, *, heatmap: bool = True
+) -> Iterator[tuple[str, Any]]:
+    """``(file stem, matplotlib Figure)`` for every scatter grid, then the heatmap; nothing is saved.
+
+    The joined pairs live in a temporary table while the iterator runs; it is dropped when the
+    iterator finishes or is closed.
+    """
+    groups = plot_groups(result)
+    if groups:
+        create_joined_pairs(
+            con, _TABLE,
+            dataset=sorted({g.dataset for g in groups}),
+            metric=sorted({g.metric for g in groups}),
+            proxies=[glob.escape(p) for p in dict.fromkeys(r["proxy"] for g in groups for r in g.rows)],
+            by=result.by,
+        )
+    try:
+        for group in groups:
+            yield group.stem, scatter_figure(con, group)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_TABLE}")
+    if heatmap and groups:
+        yield "heatmap_spearman", heatmap_figure(result, groups)
+
+
+def plot_groups(result: CorrelationResult) -> list[PlotGroup]:
+    """The scatter grids of ``result``: its rows grouped by every group column but :data:`PANEL_COLUMNS`."""
+    names = [name for name, _ in GROUP_COLUMNS] + list(result.by)
+    grid_names = [n for n in names if n not in PANEL_COLUMNS]
+    groups: dict[tuple[Any, ...], PlotGroup] = {}
+    for row in result.rows:
+        key = tuple(row[n] for n in grid_names)
+        if key not in groups:
+            groups[key] = PlotGroup(row["dataset"], row["metric"], dict(zip(grid_names, key)))
+        groups[key].rows.append(row)
+    varying = [n for n in grid_names if n not in ("dataset", "metric")
+               and len({g.key[n] for g in groups.values()}) > 1]
+    stems: set[str] = set()
+    for group in groups.values():
+        group.label = ", ".join(f"{n}={group.key[n]}" for n in varying)
+        stem = _slug("_".join(["scatter", group.dataset, group.metric] + [f"{n}-{group.key[n]}" for n in varying]))
+        if stem in stems or len(stem) > 120:
+            digest = hashlib.sha256(repr(sorted(group.key.items())).encode()).hexdigest()[:10]
+            stem = f"{stem[:100]}_{digest}"
+        stems.add(stem)
+        group.stem = stem
+    return list(groups.values())
+
+
+def x_scale(values: np.ndarray) -> tuple[str, dict[str, float]]:
+    """``("linear" | "log" | "symlog", kwargs for set_xscale)`` for these finite scores (module docstring)."""
+    values = np.asarray(values, dtype=np.float64)
+    magnitudes = np.abs(values[values != 0])
+    if magnitudes.size == 0:
+        return "linear", {}
+    hi = float(magnitudes.max())
+    lo = float(np.percentile(magnitudes, 10))
+    if lo > 0 and hi / lo > 10**LOG_DECADES:
+        if values.min() > 0:
+            return "log", {}
+        return "symlog", {"linthresh": lo}
+    return "linear", {}
+
+
+def scatter_figure(con: duckdb.DuckDBPyConnection, group: PlotGroup) -> Any:
+    """The scatter grid of ``group``; needs the pairs table that :func:`iter_figures` creates."""
+    figure, canvas_axes = _grid(len(group.rows))
+    points = _points(con, group)
+    several = _proxies_with_several_settings(group.rows)
+    for ax, row in zip(canvas_axes, group.rows):
+        x, y = points.get((row["proxy"], row["higher_is_better"], row["settings_hash"]), (np.empty(0), np.empty(0)))
+        name = row["proxy"] + (f" [{str(row['settings_hash'])[:8]}]" if row["proxy"] in several else "")
+        ax.set_title(f"{name}\n{_stats_text(row)}", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_ylabel(group.metric, fontsize=8)
+        if x.size:
+            scale, kwargs = x_scale(x)
+            ax.set_xscale(scale, **kwargs)
+            ax.plot(x, y, linestyle="none", marker="o", markersize=1.5, markeredgewidth=0, alpha=0.35,
+                    color="#1f5fa8", rasterized=True, in_layout=False)
+        else:
+            ax.text(0.5, 0.5, "no usable pairs", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        if row["higher_is_better"]:
+            ax.set_xlabel("score, higher is better →", fontsize=8)
+        else:
+            ax.invert_xaxis()
+            ax.set_xlabel("score, lower is better → (axis reversed)", fontsize=8)
+    for ax in canvas_axes[len(group.rows):]:
+        ax.set_axis_off()
+    figure.suptitle(" · ".join(p for p in (group.dataset, group.metric, group.label) if p), fontsize=11)
+    return figure
+
+
+def heatmap_figure(result: CorrelationResult, groups: Sequence[PlotGroup] | None = None) -> Any:
+    """Spearman ρ, proxies × (dataset, metric[, settings]), values in the cells, RdBu centred at 0."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    groups = plot_groups(result) if groups is None else list(groups)
+    several = set().union(*(_proxies_with_several_settings(g.rows) for g in groups)) if groups else set()
+
+    def row_label(row: dict[str, Any]) -> str:
+        return row["proxy"] + (f" [{str(row['settings_hash'])[:8]}]" if row["proxy"] in several else "")
+
+    labels = list(dict.fromkeys(row_label(r) for g in groups for r in g.rows))
+    labels.sort(key=str.lower)
+    index = {label: i for i, label in enumerate(labels)}
+    values = np.full((len(labels), len(groups)), np.nan)
+    for j, group in enumerate(groups):
+        for row in group.rows:
+            values[index[row_label(row)], j] = row["spearman"]
+    columns = ["\n".join(p for p in (g.dataset, g.metric, g.label) if p) for g in groups]
+
+    width = 2.2 + 1.1 * max(len(groups), 2)
+    height = 1.6 + 0.32 * max(len(labels), 2)
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    import matplotlib
+
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#dddddd")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-1.0, vmax=1.0, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            value = values[i, j]
+            text = "—" if math.isnan(value) else f"{value:.2f}"
+            colour = "white" if not math.isnan(value) and abs(value) > 0.6 else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(len(columns)), columns, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.tick_params(length=0)
+    ax.xaxis.tick_top()
+    figure.colorbar(image, ax=ax, label="Spearman ρ", shrink=0.8)
+    return figure
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _grid(n: int) -> tuple[Any, list[Any]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = max(1, math.ceil(n / cols))
+    width, height = PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows + 0.5
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(figure)
+    # A fixed layout (margins in inches): constrained layout would triple the drawing time.
+    figure.subplots_adjust(left=0.65 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - 0.9 / height,
+                           wspace=0.75 / (PANEL_SIZE[0] - 0.75), hspace=0.95 / (PANEL_SIZE[1] - 0.95))
+    axes = figure.subplots(rows, cols, squeeze=False).ravel().tolist()
+    return figure, axes
+
+
+def _points(con: duckdb.DuckDBPyConnection, group: PlotGroup) -> dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]]:
+    """The usable pairs of every panel of ``group``, raw scores (un-negated), in one query."""
+    names = list(group.key)
+    where = " AND ".join(f"{n} IS NOT DISTINCT FROM ?" for n in names)  # names from GROUP/BY_COLUMNS only
+    arrays = con.execute(
+        f"SELECT proxy, higher_is_better, settings_hash, x, y FROM {_TABLE} WHERE usable AND {where} "
+        "ORDER BY proxy, higher_is_better, settings_hash, arch",
+        [group.key[n] for n in names],
+    ).fetchnumpy()
+    proxy, hib, settings = (np.asarray(arrays[c], dtype=object) for c in ("proxy", "higher_is_better",
+                                                                           "settings_hash"))
+    x = np.asarray(arrays["x"], dtype=np.float64)
+    y = np.asarray(arrays["y"], dtype=np.float64)
+    if x.size == 0:
+        return {}
+    change = (proxy[1:] != proxy[:-1]) | (hib[1:] != hib[:-1]) | (settings[1:] != settings[:-1])
+    starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+    ends = np.concatenate([starts[1:], [x.size]])
+    out = {}
+    for lo, hi in zip(starts, ends):
+        higher = bool(hib[lo])
+        raw = x[lo:hi] if higher else -x[lo:hi]  # undo the orientation: negation is exact
+        out[(proxy[lo], higher, settings[lo])] = (raw + 0.0, y[lo:hi])
+    return out
+
+
+def _proxies_with_several_settings(rows: Sequence[dict[str, Any]]) -> set[str]:
+    seen: dict[str, set[tuple[Any, Any]]] = {}
+    for row in rows:
+        seen.setdefault(row["proxy"], set()).add((row["higher_is_better"], row["settings_hash"]))
+    return {p for p, s in seen.items() if len(s) > 1}
+
+
+def _stats_text(row: dict[str, Any]) -> str:
+    def fmt(value: Any) -> str:
+        return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+    return f"ρ={fmt(row['spearman'])}  τ={fmt(row['kendall'])}  n={row['n']}"
+
+
+def _slug(text: str) -> str:
+    """File-name-safe: runs of anything but letters, digits, ``.``, ``_``, ``-`` become ``-``."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return slug or "plot"

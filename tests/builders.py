@@ -1,0 +1,44 @@
+"""Small scores/truth Parquet files for tests: rows in the real schemas, written where asked."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from proxybench.spaces.nb201 import all_archs, arch_uid
+
+ARCHS = list(all_archs())
+
+NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def score_rows(proxy, values, *, dataset="cifar10", higher=True, settings_hash=None, run_id="run1", seed=0,
+               statuses=None, archs=ARCHS):
+    rows = []
+    for i, value in enumerate(values):
+        rows.append({
+            "space": "nb201", "arch": archs[i], "arch_uid": arch_uid(archs[i]), "dataset": dataset, "proxy": proxy,
+            "score": float(value), "status": (statuses or {}).get(i, "ok" if math.isfinite(value) else "nonfinite"),
+            "error": None, "higher_is_better": higher, "seed": seed, "batch_size": 64, "batch_id": "b",
+            "preset": "proxybench", "weights": "init", "settings": "{}",
+            "settings_hash": settings_hash or f"hash-{proxy}-{seed}", "device": "cpu", "dtype": "float32",
+            "seconds": 0.1, "proxybench_version": "0", "torch_version": "0", "run_id": run_id, "created_at": NOW,
+        })
+    return rows
+
+
+def truth_rows(values, *, dataset="cifar10", metric="test_acc", source="csv:t.csv", archs=ARCHS):
+    return [{"space": "nb201", "arch": archs[i], "arch_uid": arch_uid(archs[i]), "arch_id": i, "dataset": dataset,
+             "metric": metric, "value": float(v), "epochs": 200, "seed": "mean", "source": source}
+            for i, v in enumerate(values)]
+
+
+def write(path, rows, schema):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
