@@ -1,6 +1,7 @@
 -- title: Zero-cost proxies against robustness on NAS-Bench-201 (CRoZe Table 1 layout)
 -- caption: Spearman ρ between each proxy's score and accuracy on clean test images, under
--- caption: adversarial attacks (FGSM, PGD; ε in units of 1/255) and under the CIFAR-C common
+-- caption: adversarial attacks (FGSM and PGD at ε = 1/255 and 8/255; copy this file into a
+-- caption: --tables-dir folder to show other ε) and under the CIFAR-C common
 -- caption: corruptions, grouped as weather (snow, frost, fog, brightness), noise (gaussian, shot,
 -- caption: impulse), blur (defocus, glass, motion, zoom) and digital (contrast, elastic, pixelate,
 -- caption: JPEG), each the mean accuracy over the group's corruptions and severities; CC avg. is
@@ -8,7 +9,7 @@
 -- caption: Ground truth: the NAS-Bench-201 robustness dataset (Jung et al., ICLR 2023), imported
 -- caption: with proxybench truth import --format robustness. "—": no ground truth for that column.
 -- needs: scores, truth
--- metrics: clean_acc, fgsm@*, pgd@*, cc:weather, cc:noise, cc:blur, cc:digital, cc:all
+-- metrics: clean_acc, fgsm@1, fgsm@8, pgd@1, pgd@8, cc:weather, cc:noise, cc:blur, cc:digital, cc:all
 
 -- @derived-truth
 -- Mean accuracy per corruption group (and over all 15) per architecture, from cc:<name>@<severity> rows.
@@ -42,21 +43,10 @@ WITH c AS (
                 ELSE preset || ', seed ' || seed || ', batch ' || batch_size END AS source
     FROM correlations
 ),
-adversarial AS (
-    SELECT DISTINCT metric, split_part(metric, '@', 1) AS attack,
-           TRY_CAST(split_part(metric, '@', 2) AS DOUBLE) AS eps
-    FROM c WHERE metric LIKE 'fgsm@%' OR metric LIKE 'pgd@%'
-),
-columns_(metric, label, attack, eps, pos) AS (
-    SELECT 'clean_acc', 'Clean', '', 0.0, 0
-    UNION ALL
-    SELECT metric, upper(attack) || ' ' || split_part(metric, '@', 2), attack, eps, 1 FROM adversarial
-    UNION ALL
-    SELECT NULL, 'Adversarial', '', 0.0, 1 WHERE NOT EXISTS (SELECT 1 FROM adversarial)
-    UNION ALL
-    SELECT * FROM (VALUES ('cc:weather', 'Weather', '', 0.0, 2), ('cc:noise', 'Noise', '', 0.0, 3),
-                          ('cc:blur', 'Blur', '', 0.0, 4), ('cc:digital', 'Digital', '', 0.0, 5),
-                          ('cc:all', 'CC avg.', '', 0.0, 6))
+columns_(metric, label, pos) AS (
+    VALUES ('clean_acc', 'Clean', 0), ('fgsm@1', 'FGSM 1/255', 1), ('fgsm@8', 'FGSM 8/255', 2),
+           ('pgd@1', 'PGD 1/255', 3), ('pgd@8', 'PGD 8/255', 4), ('cc:weather', 'Weather', 5),
+           ('cc:noise', 'Noise', 6), ('cc:blur', 'Blur', 7), ('cc:digital', 'Digital', 8), ('cc:all', 'CC avg.', 9)
 ),
 blocks AS (SELECT DISTINCT proxy, dataset, source FROM c)
 SELECT b.proxy AS row, b.dataset || ' · ' || b.source AS col_group, k.label AS col, c.spearman AS value,
@@ -64,4 +54,4 @@ SELECT b.proxy AS row, b.dataset || ' · ' || b.source AS col_group, k.label AS 
 FROM blocks b
 CROSS JOIN columns_ k
 LEFT JOIN c ON c.proxy = b.proxy AND c.dataset = b.dataset AND c.source = b.source AND c.metric = k.metric
-ORDER BY lower(b.dataset), b.source, k.pos, k.attack, k.eps, b.proxy
+ORDER BY lower(b.dataset), b.source, k.pos, b.proxy

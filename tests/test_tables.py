@@ -156,8 +156,9 @@ def test_croze_table_groups_corruptions_and_shows_dashes(tmp_path):
     write(tmp_path / "truth" / "r.parquet", truth, TRUTH_SCHEMA)
     data = build_table(get_table("croze-robustness"), scores=[tmp_path], truth=[tmp_path])
     group = "cifar10 · proxybench, seed 0, batch 64"
-    assert [col for _, col in data.columns] == ["Clean", "FGSM 1", "FGSM 8", "Weather", "Noise", "Blur",
-                                                "Digital", "CC avg."]
+    assert [col for _, col in data.columns] == ["Clean", "FGSM 1/255", "FGSM 8/255", "PGD 1/255", "PGD 8/255",
+                                                "Weather", "Noise", "Blur", "Digital", "CC avg."]
+    assert data.value(("", "good"), (group, "PGD 8/255")).value is None  # no PGD truth: "—", not a number
     # the weather column is ρ against the per-architecture mean over snow, frost, fog, brightness, severities 1 and 5
     by_metric = {}
     for row in truth:
