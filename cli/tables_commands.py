@@ -53,6 +53,9 @@ def list_command(tables_dirs: tuple[Path, ...]) -> None:
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="md", show_default=True,
               help="md (Markdown), latex (booktabs, paste into a paper), csv (long rows, full precision) or "
               "table (terminal).")
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable), e.g. cifar10.")
+@click.option("--metric", "metrics", multiple=True,
+              help="Only this truth metric (repeatable), e.g. test_acc; must be one the table shows.")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
               help="Bootstrap resamples for the 95% intervals a table may show (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resamples.")
@@ -63,7 +66,7 @@ def list_command(tables_dirs: tuple[Path, ...]) -> None:
 @library_errors
 def render_command(
     name: str, scores: tuple[str, ...], truth: tuple[str, ...], archive: tuple[str, ...], fmt: str,
-    bootstrap: int, seed: int, output: Path | None, tables_dirs: tuple[Path, ...],
+    datasets: tuple[str, ...], metrics: tuple[str, ...], bootstrap: int, seed: int, output: Path | None, tables_dirs: tuple[Path, ...],
 ) -> None:
     """Compute table NAME from the given files and print it.
 
@@ -75,12 +78,14 @@ def render_command(
     Example:
       proxybench tables render zero-cost --scores results --truth results
       proxybench tables render zero-cost --scores results --truth results --format latex --output zc.tex
+      proxybench tables render zero-cost --scores results --truth results --dataset cifar10 --metric test_acc
     """
     from proxybench.tables import build_table, get_table, render_table
 
     definition = get_table(name, list(tables_dirs))
     data = build_table(definition, scores=list(scores) or None, truth=list(truth) or None,
-                       archive=list(archive) or None, bootstrap=bootstrap, seed=seed)
+                       archive=list(archive) or None, bootstrap=bootstrap, seed=seed,
+                       datasets=list(datasets) or None, metrics=list(metrics) or None)
     text = render_table(data, fmt)
     if output is None:
         click.echo(text, nl=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -287,5 +289,13 @@ def test_tables_cli_list_and_render(results, tmp_path):
     missing = runner.invoke(cli, ["tables", "render", "zero-cost", "--scores", str(out)])
     assert missing.exit_code == 1 and missing.output == (
         "Error: table zero-cost needs --truth (the truth Parquet files)\n")
+    only = runner.invoke(cli, ["tables", "render", "zero-cost", "--scores", str(out), "--truth", str(out),
+                               "--dataset", "cifar10", "--metric", "test_acc", "--format", "csv"])
+    assert only.exit_code == 0 and {row["col_group"] for row in csv.DictReader(io.StringIO(only.output))} == {
+        "cifar10 test · proxybench, seed 0, batch 64 · n=80", "cifar10 test · suite-zero (published) · n=80"}
+    wrong = runner.invoke(cli, ["tables", "render", "zero-cost", "--scores", str(out), "--truth", str(out),
+                                "--metric", "fgsm@8"])
+    assert wrong.exit_code == 1 and wrong.output == (
+        "Error: table zero-cost does not show metric fgsm@8; it shows test_acc, valid_acc\n")
     unknown = runner.invoke(cli, ["tables", "render", "nope"])
     assert unknown.exit_code == 1 and unknown.output.startswith("Error: unknown table 'nope'")

@@ -109,6 +109,8 @@ def build_table(
     archive: Sequence[PathLike] | None = None,
     bootstrap: int = 0,
     seed: int = 0,
+    datasets: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> TableData:
     """Compute ``definition`` over the given Parquet files (see the module docstring).
 
@@ -119,6 +121,8 @@ def build_table(
         bootstrap: Resamples for the 95 % intervals in ``correlations`` (0: none; the
             ``*_lo``/``*_hi`` columns are then NULL).
         seed: Bootstrap seed.
+        datasets: Only these datasets in ``correlations`` (default: all).
+        metrics: Only these of the definition's truth metrics in ``correlations`` (default: all).
 
     Raises:
         TableBuildError: A needed view was not given, the query fails or returns the wrong
@@ -135,7 +139,8 @@ def build_table(
     with open_views(**wanted) as con:
         if definition.derived_truth is not None:
             _add_derived_truth(con, definition)
-        provenance = _add_correlations(con, definition, bootstrap, seed) if definition.metrics else []
+        provenance = (_add_correlations(con, definition, bootstrap, seed, datasets, metrics)
+                      if definition.metrics else [])
         try:
             cursor = con.execute(definition.query)
         except duckdb.Error as exc:
@@ -164,14 +169,23 @@ def _add_derived_truth(con: duckdb.DuckDBPyConnection, definition: TableDefiniti
 
 
 def _add_correlations(
-    con: duckdb.DuckDBPyConnection, definition: TableDefinition, bootstrap: int, seed: int
+    con: duckdb.DuckDBPyConnection, definition: TableDefinition, bootstrap: int, seed: int,
+    datasets: Sequence[str] | None, only_metrics: Sequence[str] | None,
 ) -> list[str]:
     """Create the ``correlations`` table for the definition's metrics; return provenance lines."""
     present = [row[0] for row in con.execute("SELECT DISTINCT metric FROM truth ORDER BY metric").fetchall()]
     metrics = [m for m in present if definition.wants_metric(m)]
+    if only_metrics:
+        unknown = [m for m in only_metrics if not definition.wants_metric(m)]
+        if unknown:
+            raise TableBuildError(
+                f"table {definition.name} does not show metric {', '.join(unknown)}; it shows "
+                f"{', '.join(definition.metrics)}")
+        metrics = [m for m in metrics if m in only_metrics]
     rows: list[dict[str, Any]] = []
     if metrics:
-        result = correlate(con, metric=metrics, top_k=TOP_K, bootstrap=bootstrap, seed=seed)
+        result = correlate(con, metric=metrics, dataset=list(datasets) if datasets else None, top_k=TOP_K,
+                           bootstrap=bootstrap, seed=seed)
         for row in result.rows:
             row = dict(row)
             row["scores_label"] = scores_label(row)
