@@ -189,6 +189,8 @@ def scatter_figure(con: duckdb.DuckDBPyConnection, group: PlotGroup) -> Any:
         if x.size:
             scale, kwargs = x_scale(x)
             ax.set_xscale(scale, **kwargs)
+            if scale != "linear":
+                ax.set_xticks(_decade_ticks(x, kwargs.get("linthresh")))
             ax.plot(x, y, linestyle="none", marker="o", markersize=1.5, markeredgewidth=0, alpha=0.35,
                     color="#1f5fa8", rasterized=True, in_layout=False)
         else:
@@ -310,3 +312,17 @@ def _slug(text: str) -> str:
     """File-name-safe: runs of anything but letters, digits, ``.``, ``_``, ``-`` become ``-``."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return slug or "plot"
+
+
+def _decade_ticks(x: np.ndarray, linthresh: float | None, most: int = 6) -> list[float]:
+    """At most ``most`` powers of ten (and 0 for symlog) over the data, so log tick labels never overlap."""
+    magnitude = np.abs(x[x != 0])
+    low = linthresh if linthresh is not None else float(magnitude.min())
+    top = float(magnitude.max())
+    decades = list(range(math.ceil(math.log10(low)), math.floor(math.log10(top)) + 1)) or [round(math.log10(top))]
+    if linthresh is None:
+        step = max(1, math.ceil(len(decades) / most))
+        return [10.0 ** k for k in decades[::step]]
+    sides = [1.0] * bool((x > 0).any()) + [-1.0] * bool((x < 0).any())
+    step = max(1, math.ceil(len(decades) * len(sides) / max(1, most - 1)))
+    return sorted([0.0] + [sign * 10.0 ** k for sign in sides for k in decades[::step]])
