@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 import proxybench
 from proxybench.store.scores import scores_dir
-from proxybench.truth import nb201_csv, suite_zero
+from proxybench.truth import nats_dir, nb201_csv, nb201_pth, robustness, suite_zero, x11
 from proxybench.truth._common import ImportResult, ReadOutput, SourceInfo, TruthImportError, safe_stem, source_sha256
 from proxybench.truth.schema import METADATA_PREFIX, truth_dir, write_parquet_atomically
 
@@ -68,6 +68,17 @@ READERS: dict[str, Reader] = {
                nb201_csv.read, nb201_csv.claims, nb201_csv.IMPORTER_VERSION),
         Reader("suite-zero", "NAS-Bench-Suite-Zero JSON (zc_nasbench201.json layout): accuracies and published scores",
                suite_zero.read, suite_zero.claims, suite_zero.IMPORTER_VERSION),
+        Reader("nb201-pth", "NAS-Bench-201 benchmark file (NAS-Bench-201-v1_1-096897.pth, v1_0): seed-mean "
+               "train/valid/test accuracies, 200 and 12 epochs; loaded with weights_only=True (~28 GB RAM for v1.1)",
+               nb201_pth.read, nb201_pth.claims, nb201_pth.IMPORTER_VERSION),
+        Reader("nats", "NATS-Bench topology directory, fast mode (NATS-tss-v1_0-3ffb9-simple or -full: "
+               "meta.pickle.pbz2 + <index>.pickle.pbz2): the same accuracies, one small file at a time",
+               nats_dir.read, nats_dir.claims, nats_dir.IMPORTER_VERSION, directory=True),
+        Reader("robustness", "NAS-Bench-201 robustness dataset directory (Jung et al. 2023: meta.json + "
+               "<dataset>/<key>_accuracy.json): clean, adversarial and corruption accuracies",
+               robustness.read, robustness.claims, robustness.IMPORTER_VERSION, directory=True),
+        Reader("x11", "NAS-Bench-x11 NB201 surrogate directory (e.g. nb211-v0.5): predicted final valid_acc; "
+               "needs nas_bench_x11 (not on PyPI)", x11.read, x11.claims, x11.IMPORTER_VERSION, directory=True),
     )
 }
 

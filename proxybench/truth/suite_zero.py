@@ -169,7 +169,7 @@ def read_suite_zero(
                     "created_at": created,
                 }
                 for column in SCORES_SCHEMA.names:
-                    scores[column].append(row[column])
+                    scores[column].append(row.get(column))  # absent optional columns (shared_from) are null
     if not truth["arch"]:
         raise TruthImportError(f"{name} holds no architectures")
     metadata = {"datasets": ";".join(data), "proxies": ";".join(sorted(specs)), "run_id": run_id}
