@@ -11,7 +11,7 @@ import click
 
 from proxybench.errors import ProxybenchError
 
-__all__ = ["CONTEXT_SETTINGS", "library_errors", "data_dir_option", "seed_option"]
+__all__ = ["CONTEXT_SETTINGS", "library_errors", "data_dir_option", "seed_option", "emit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,3 +45,15 @@ def data_dir_option(fn: F) -> F:
 
 def seed_option(fn: F) -> F:
     return click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the preset's).")(fn)
+
+
+def emit(text: str, output: Path | None, written: str) -> None:
+    """Print ``text``, or write it to ``output`` and say ``"<written> written to <output>"`` on stderr."""
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"{written} written to {output}", err=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from proxybench_cli._options import library_errors
+from proxybench_cli._options import emit, library_errors
 
 from proxybench.stats.correlation import BY_COLUMNS, CorrelationError, parse_top_k
 from proxybench.stats.render import FORMATS
@@ -120,12 +120,4 @@ def correlate(
             except OSError as exc:
                 raise click.ClickException(f"cannot write plots to {plot_dir}: {exc.strerror or exc}") from None
             click.echo(f"{len(written)} plots written to {plot_dir}", err=True)
-    text = render(result, fmt)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"{len(result.rows)} rows written to {output}", err=True)
+    emit(render(result, fmt), output, f"{len(result.rows)} rows")

@@ -157,12 +157,22 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads (default: one per core). When running several jobs on one machine, "
               "give each cores/jobs: oversubscribed threads make every job many times slower.")
+@click.option("--dedup/--no-dedup", default=True, show_default=True,
+              help="Score each isomorphism class once and copy its rows to the other requested members "
+              "(column shared_from names the architecture computed). --no-dedup computes every architecture.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Score only shard I of N (0 <= I < N): the isomorphism classes whose sha256 mod N is I. "
+              "N shards may write into the same OUT at once (e.g. a SLURM job array).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes splitting the architectures; each gets max(1, THREADS // N) torch threads "
+              "(THREADS: --threads, else one per core) and writes its own parts.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @library_errors
 def score_command(
     space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
     preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
-    resume: bool, no_download: bool, threads: int | None, quiet: bool,
+    resume: bool, no_download: bool, threads: int | None, dedup: bool, shard: str | None, workers: int,
+    quiet: bool,
 ) -> None:
     """Score architectures with proxies and append the rows to OUT/scores/*.parquet.
 
@@ -176,9 +186,13 @@ def score_command(
       proxybench score --space nb201 --sample 100 --data-dir ~/data
       proxybench score --space nb201 --all --proxies synflow,nwot,jacov --out results
       proxybench score --space nb201 --archs archs.csv --preset suite-zero
+      proxybench score --space nb201 --all --shard 0/8 --workers 4 --threads 16 --out results
     """
     from proxybench.scoring import score_architectures
+    from proxybench.sharding import parse_shard
     from proxybench.spaces import get_space
+
+    shard_spec = parse_shard(shard)  # a malformed I/N fails before anything is loaded
 
     chosen = [flag for flag, given in (("--sample", sample is not None), ("--all", all_archs),
                                        ("--archs", archs_file is not None)) if given]
@@ -195,7 +209,8 @@ def score_command(
     summary = score_architectures(
         archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
         batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
-        progress=not quiet, download=not no_download, threads=threads,
+        progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
+        workers=workers,
     )
     click.echo(str(summary))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from proxybench_cli._options import library_errors
+from proxybench_cli._options import emit, library_errors
 
 from proxybench.tables.layout import FORMATS
 
@@ -86,12 +86,4 @@ def render_command(
     data = build_table(definition, scores=list(scores) or None, truth=list(truth) or None,
                        archive=list(archive) or None, bootstrap=bootstrap, seed=seed,
                        datasets=list(datasets) or None, metrics=list(metrics) or None)
-    text = render_table(data, fmt)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
-    click.echo(f"table {name} ({len(data.rows)} rows x {len(data.columns)} columns) written to {output}", err=True)
+    emit(render_table(data, fmt), output, f"table {name} ({len(data.rows)} rows x {len(data.columns)} columns)")

@@ -17,6 +17,7 @@ __all__ = [
     "ReadOutput",
     "SourceInfo",
     "file_sha256",
+    "read_head",
     "source_sha256",
     "safe_stem",
 ]
@@ -92,6 +93,17 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_head(path: Path, size: int = 4096) -> str:
+    """The first ``size`` bytes of a file as text (undecodable bytes replaced, BOM and leading
+    whitespace stripped), or ``""`` when it cannot be read: what ``auto`` detection sniffs."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+    except OSError:
+        return ""
+    return head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
 
 
 def source_sha256(path: Path) -> str:

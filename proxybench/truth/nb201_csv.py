@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from proxybench.errors import InvalidArchitectureError
 from proxybench.spaces.nb201 import arch_uid, format_arch, parse_arch
-from proxybench.truth._common import ReadOutput, SourceInfo, TruthImportError
+from proxybench.truth._common import ReadOutput, SourceInfo, TruthImportError, read_head
 from proxybench.truth.schema import TRUTH_SCHEMA
 
 __all__ = ["IMPORTER_VERSION", "ARCH_COLUMN", "INDEX_COLUMNS", "parse_metric_column", "read_nb201_csv"]
@@ -208,14 +208,7 @@ def _parse_accuracy(text: str, where: str, column: str) -> float:
 
 def claims(path: Path) -> bool:
     """``auto`` detection: a ``.csv`` name, or a first line naming the architecture column."""
-    if path.suffix.lower() == ".csv":
-        return True
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096).decode("utf-8", errors="replace")
-    except OSError:
-        return False
-    return ARCH_COLUMN in head.lstrip("\ufeff").split("\n", 1)[0]
+    return path.suffix.lower() == ".csv" or ARCH_COLUMN in read_head(path).split("\n", 1)[0]
 
 
 def read(path: Path, info: SourceInfo) -> ReadOutput:

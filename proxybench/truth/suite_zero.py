@@ -51,7 +51,7 @@ import pyarrow as pa
 from proxybench.errors import InvalidArchitectureError, UnknownProxyError
 from proxybench.spaces.nb201 import arch_uid, from_naslib_tuple
 from proxybench.store.schema import SCORES_SCHEMA
-from proxybench.truth._common import ReadOutput, SourceInfo, TruthImportError
+from proxybench.truth._common import ReadOutput, SourceInfo, TruthImportError, read_head
 from proxybench.truth.schema import TRUTH_SCHEMA
 
 __all__ = [
@@ -206,14 +206,7 @@ def _published_settings(proxy: str, file_name: str, file_hash: str) -> tuple[boo
 
 def claims(path: Path) -> bool:
     """``auto`` detection: a ``.json`` name, or content that starts with a JSON object."""
-    if path.suffix.lower() == ".json":
-        return True
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(256).decode("utf-8", errors="replace")
-    except OSError:
-        return False
-    return head.lstrip("\ufeff \t\r\n").startswith("{")
+    return path.suffix.lower() == ".json" or read_head(path, 256).startswith("{")
 
 
 def read(path: Path, info: SourceInfo) -> ReadOutput:
