@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from proxybench.batch import ProxyBatch
+from proxybench.proxies.passes import shared
 from proxybench.proxies.registry import proxy
 
 __all__ = ["jacov", "nwot", "epe_nas", "zen", "input_jacobian", "relu_modules", "global_pool_input"]
@@ -58,7 +59,15 @@ def input_jacobian(net: nn.Module, batch: ProxyBatch) -> torch.Tensor:
 
 
 def _jacobian_and_width(net: nn.Module, batch: ProxyBatch) -> tuple[torch.Tensor, int]:
-    """:func:`input_jacobian` and ``y.shape[-1]`` (the number of logits) of the same forward."""
+    """:func:`input_jacobian` and ``y.shape[-1]`` (the number of logits) of the same forward.
+
+    A shared pass (:mod:`proxybench.proxies.passes`): jacov and epe_nas of one architecture
+    read the same Jacobian.
+    """
+    return shared("input_jacobian", lambda: _compute_jacobian_and_width(net, batch))
+
+
+def _compute_jacobian_and_width(net: nn.Module, batch: ProxyBatch) -> tuple[torch.Tensor, int]:
     x = batch.inputs.detach().clone().requires_grad_(True)
     y = net(x)
     if not isinstance(y, torch.Tensor):

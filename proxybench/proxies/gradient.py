@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +31,10 @@ from torch import nn
 
 from proxybench.batch import ProxyBatch
 from proxybench.proxies._layers import prunable_layers, sum_layer_values
+from proxybench.proxies.passes import shared
 from proxybench.proxies.registry import proxy
 
-__all__ = ["grad_norm", "snip", "plain", "fisher", "grasp"]
+__all__ = ["grad_norm", "snip", "plain", "fisher", "grasp", "LossPass", "loss_pass"]
 
 _ZC_NAS = "arXiv:2101.08134 (Abdelfattah et al. 2021, Zero-Cost Proxies for Lightweight NAS)"
 
@@ -64,9 +66,74 @@ def _grads(outputs: torch.Tensor, inputs: Sequence[torch.Tensor], **kwargs: bool
     return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
 
 
-def _weight_grads(net: nn.Module, batch: ProxyBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+@dataclass(frozen=True)
+class LossPass:
+    """One forward+backward pass of the loss: what grad_norm, snip, plain and fisher read.
+
+    Attributes:
+        grads: ``dL/dW`` per Conv2d/Linear weight, in :func:`prunable_layers` order, detached.
+        fisher: Per layer (same order) the per-channel ``1/2 mean_n (sum_hw a dL/da)^2``, or
+            None for a layer whose output never reached the loss.
+    """
+
+    grads: list[torch.Tensor]
+    fisher: list[torch.Tensor | None]
+
+
+def loss_pass(net: nn.Module, batch: ProxyBatch) -> LossPass:
+    """The shared loss pass (:mod:`proxybench.proxies.passes`), computed once per architecture.
+
+    One forward with hooks on every Conv2d/Linear output and one backward to the weights:
+    the weight gradients and fisher's activation statistics come from the same pass (the
+    output hooks fire as the backward pass reaches each activation).
+    """
+    return shared("loss_pass", lambda: _compute_loss_pass(net, batch))
+
+
+def _compute_loss_pass(net: nn.Module, batch: ProxyBatch) -> LossPass:
+    layers = prunable_layers(net)
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    fisher: list[torch.Tensor | None] = [None] * len(layers)
+    # Activations waiting for their gradient. The gradient hook looks its activation up here
+    # instead of closing over it, so no tensor -> hook -> tensor cycle outlives the call.
+    pending: dict[int, tuple[nn.Module, torch.Tensor, int]] = {}
+    handles = []
+    keys = itertools.count()
+
+    def grad_hook(key: int, grad: torch.Tensor) -> None:
+        layer, act, version = pending.pop(key)
+        if act._version != version:
+            raise RuntimeError(
+                f"fisher: the output of {layer} was modified in place after the layer ran; "
+                "the activation it needs is lost (use out-of-place ops after conv/linear layers)"
+            )
+        a, g = act.detach(), grad.detach()
+        per_sample = (a * g).sum(dim=tuple(range(2, a.dim()))) if a.dim() > 2 else a * g
+        value = 0.5 * per_sample.pow(2).mean(0)
+        slot = index[id(layer)]
+        previous = fisher[slot]
+        fisher[slot] = value if previous is None else previous + value
+
+    def forward_hook(layer: nn.Module, inputs: tuple, act: torch.Tensor) -> None:
+        if isinstance(act, torch.Tensor) and act.requires_grad:
+            key = next(keys)
+            pending[key] = (layer, act, act._version)
+            act.register_hook(functools.partial(grad_hook, key))
+
     weights = _weights(net)
-    return weights, _grads(_loss(net, batch), weights)
+    for layer in layers:
+        handles.append(layer.register_forward_hook(forward_hook))
+    try:
+        grads = [g.detach() for g in _grads(_loss(net, batch), weights)]
+    finally:
+        for h in handles:
+            h.remove()
+        pending.clear()
+    return LossPass(grads=grads, fisher=fisher)
+
+
+def _weight_grads(net: nn.Module, batch: ProxyBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    return _weights(net), loss_pass(net, batch).grads
 
 
 @proxy("grad_norm", higher_is_better=True, paper=_ZC_NAS, needs=("batch", "labels"), passes=("loss_backward",))
@@ -135,48 +202,16 @@ def fisher(net: nn.Module, batch: ProxyBatch) -> float:
     ``measures/fisher.py`` (``mode='channel'``) capture ``a`` and ``dL/da`` through an identity
     "dummy" module placed after each layer, compute the per-channel value, then broadcast it
     to every weight of the channel before summing, hence the ``|W_l[k]|`` factor. Here a
-    forward hook on the layer and a gradient hook on its output give the same values.
+    forward hook on the layer and a gradient hook on its output give the same values, in the
+    loss pass shared with grad_norm, snip and plain (:func:`loss_pass`).
     A layer run twice accumulates both calls (the references would fail). Theis et al. 2018
     (arXiv:1801.05787), as used by BlockSwap (arXiv:1906.04113) and Abdelfattah et al. 2021.
     """
     layers = prunable_layers(net)
-    totals: dict[int, torch.Tensor] = {}
-    # Activations waiting for their gradient. The gradient hook looks its activation up here
-    # instead of closing over it, so no tensor -> hook -> tensor cycle outlives the call.
-    pending: dict[int, tuple[nn.Module, torch.Tensor, int]] = {}
-    handles = []
-    keys = itertools.count()
-
-    def grad_hook(key: int, grad: torch.Tensor) -> None:
-        layer, act, version = pending.pop(key)
-        if act._version != version:
-            raise RuntimeError(
-                f"fisher: the output of {layer} was modified in place after the layer ran; "
-                "the activation it needs is lost (use out-of-place ops after conv/linear layers)"
-            )
-        a, g = act.detach(), grad.detach()
-        per_sample = (a * g).sum(dim=tuple(range(2, a.dim()))) if a.dim() > 2 else a * g
-        value = 0.5 * per_sample.pow(2).mean(0)
-        slot = id(layer)
-        totals[slot] = totals[slot] + value if slot in totals else value
-
-    def forward_hook(layer: nn.Module, inputs: tuple, act: torch.Tensor) -> None:
-        if isinstance(act, torch.Tensor) and act.requires_grad:
-            key = next(keys)
-            pending[key] = (layer, act, act._version)
-            act.register_hook(functools.partial(grad_hook, key))
-
-    for layer in layers:
-        handles.append(layer.register_forward_hook(forward_hook))
-    try:
-        _loss(net, batch).backward()
-    finally:
-        for h in handles:
-            h.remove()
-        pending.clear()
+    per_layer = loss_pass(net, batch).fisher
     with torch.no_grad():
         return sum_layer_values(
-            totals[id(layer)].abs() * layer.weight[0].numel() for layer in layers if id(layer) in totals
+            value.abs() * layer.weight[0].numel() for layer, value in zip(layers, per_layer) if value is not None
         )
 
 

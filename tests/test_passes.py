@@ -1,0 +1,67 @@
+"""Shared passes: proxies computed from one shared pass equal the same proxies computed alone."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from proxybench.batch import ProxyBatch
+from proxybench.proxies import get_proxy
+from proxybench.proxies.passes import PassCache, shared, sharing
+from proxybench.spaces.nb201 import NB201Space
+
+ARCHS = [
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+    "|avg_pool_3x3~0|+|none~0|nor_conv_3x3~1|+|nor_conv_1x1~0|skip_connect~1|avg_pool_3x3~2|",
+]
+SHARING = ["grad_norm", "snip", "plain", "fisher", "jacov", "epe_nas"]
+
+
+def _batch(seed: int = 0, n: int = 8) -> ProxyBatch:
+    g = torch.Generator().manual_seed(seed)
+    return ProxyBatch(inputs=torch.randn(n, 3, 32, 32, generator=g), targets=torch.arange(n) % 4, num_classes=10)
+
+
+def _scores(arch: str, cache: PassCache | None) -> dict[str, float]:
+    torch.manual_seed(0)
+    base = NB201Space().build(arch, 10)
+    base.train()
+    batch = _batch()
+    out = {}
+    for name in SHARING:
+        net = copy.deepcopy(base)  # each proxy gets its own copy, as the engine does
+        if cache is None:
+            out[name] = get_proxy(name).fn(net, batch)
+        else:
+            with sharing(cache, variant="default"):
+                out[name] = get_proxy(name).fn(net, batch)
+    return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shared_passes_give_identical_scores(arch):
+    alone = _scores(arch, None)
+    cache = PassCache()
+    together = _scores(arch, cache)
+    assert together == alone  # bit for bit: the same computation, done once
+    # one loss pass for grad_norm/snip/plain/fisher, one Jacobian for jacov/epe_nas
+    assert cache.computed == 2 and cache.hits == 4
+
+
+def test_passes_do_not_cross_variants_or_leak_outside_a_block():
+    cache = PassCache()
+    calls = []
+
+    def compute(tag):
+        calls.append(tag)
+        return tag
+
+    with sharing(cache, variant="a"):
+        assert shared("p", lambda: compute(1)) == 1
+        assert shared("p", lambda: compute(2)) == 1
+    with sharing(cache, variant="b"):
+        assert shared("p", lambda: compute(3)) == 3
+    assert shared("p", lambda: compute(4)) == 4  # no block: always computed
+    assert calls == [1, 3, 4] and cache.hits == 1 and cache.computed == 2
