@@ -1,0 +1,1 @@
+"""Training: optimizers (SAM, ASAM), short training and evaluation loops, corruption error."""
