@@ -66,7 +66,8 @@ def build(out: Path, n_datasets: int, seed: int = 0) -> tuple[np.ndarray, np.nda
                 "preset": ["proxybench"] * n, "weights": ["init"] * n, "settings": ["{}"] * n,
                 "settings_hash": [f"h-{proxy}"] * n, "device": ["cpu"] * n, "dtype": ["float32"] * n,
                 "seconds": np.zeros(n), "proxybench_version": ["bench"] * n, "torch_version": ["-"] * n,
-                "run_id": ["bench"] * n, "created_at": [created] * n}, schema=SCORES_SCHEMA))
+                "run_id": ["bench"] * n, "created_at": [created] * n, "shared_from": [None] * n},
+                schema=SCORES_SCHEMA))
         (out / "scores").mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.concat_tables(parts), out / "scores" / f"part-{dataset}.parquet")
     (out / "truth").mkdir(parents=True, exist_ok=True)

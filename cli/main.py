@@ -166,13 +166,17 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes splitting the architectures; each gets max(1, THREADS // N) torch threads "
               "(THREADS: --threads, else one per core) and writes its own parts.")
+@click.option("--share-passes/--no-share-passes", default=True, show_default=True,
+              help="Proxies that need the same pass share it (grad_norm/snip/plain/fisher one loss pass, "
+              "jacov/epe_nas one input Jacobian); scores are identical either way. --no-share-passes runs each "
+              "proxy on its own passes, as the references do (for speed comparisons).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @library_errors
 def score_command(
     space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
     preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
     resume: bool, no_download: bool, threads: int | None, dedup: bool, shard: str | None, workers: int,
-    quiet: bool,
+    share_passes: bool, quiet: bool,
 ) -> None:
     """Score architectures with proxies and append the rows to OUT/scores/*.parquet.
 
@@ -210,7 +214,7 @@ def score_command(
         archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
         batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
         progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
-        workers=workers,
+        workers=workers, share_passes=share_passes,
     )
     click.echo(str(summary))
 

@@ -7,11 +7,46 @@ fresh copy prepared as its ``needs`` say (a BN-free copy that shares the conv/li
 weights, float64), reseeds torch before each proxy so a proxy's random draws do not depend
 on which proxies ran before it, and records one row per proxy: ``ok``, ``nonfinite``
 (the value is kept) or ``error`` (the message is kept). Rows go to a
-:class:`~proxybench.store.ScoreWriter` after each architecture, so a crash loses at most
-the architecture in flight and ``resume`` continues where a run stopped.
+:class:`~proxybench.store.ScoreWriter` after each architecture (with dedup: each
+isomorphism class, its copies included), so a crash loses at most the architecture in
+flight and ``resume`` continues where a run stopped.
 
-This is the simple engine (each proxy runs its own passes). Grouping proxies by shared
-passes and deduplicating isomorphic architectures belong to the speed work.
+Each proxy runs its own passes (grouping proxies by shared passes belongs to the speed work).
+
+**Isomorphism dedup** (``dedup=True``, the default; ``--no-dedup``): architectures with the
+same isomorphism key (``space.uid``; NB201: :func:`proxybench.spaces.nb201.arch_uid`, the
+benchmark's ``UniqueString`` partition) compute the same function, so each class is scored
+once, on its *representative* (the first requested member that is not stored yet), and
+every other requested member gets a copy of the representative's rows with
+``shared_from`` = the representative's string (NULL on computed rows). Things to know:
+
+* A copy is not an independent draw. Isomorphic strings build networks whose weights are
+  drawn in different places (and, for NB201, whose dead edges still hold parameters), so
+  without dedup their scores differ by the initialisation noise -- and ``params``/``flops``
+  count the dead operations of each string. A copied row carries the representative's
+  numbers, batch (``batch_id``: with ``batch_per_arch`` presets, ``zc-nas`` and
+  ``suite-zero``, the batch drawn for the representative, not the one the member would
+  get), ``seconds``, device and versions; filter ``shared_from IS NULL`` for independent
+  rows or compute time.
+* ``settings_hash`` (the resume key) does **not** include ``dedup``, and the ``settings``
+  column does not record it (the run file does, ``runs/<run>.json``): a computed row is
+  the same number with and without dedup, and the per-row fact is ``shared_from``. So
+  resume works across the flag: stored rows, computed or copied, count as done either
+  way (to get independent rows for isomorphs that were copied, score into a new OUT with
+  ``--no-dedup``).
+* Resume: a class whose representative is stored but some members are not gets copies of
+  the stored rows (read back from the parts and journals; a computed row is preferred,
+  then the smallest arch string) without recomputing. A class's rows are written in one
+  journal append, so a kill never leaves a representative without its copies for long:
+  the next run completes them either way.
+
+**Scale-out**: ``shard=(I, N)`` scores only the classes that
+:func:`proxybench.sharding.shard_of` puts into shard ``I``; ``workers=N`` spreads a run's
+classes over N spawned processes (:mod:`proxybench.workers`). Every process writes its
+own journal and parts (run ids differ), so shards and workers share one ``out``; the
+results are the rows of one unsharded single-process run (network and batch depend only
+on the seed and the architecture, never on the order of scoring), bit for bit when every
+process has the same number of torch threads.
 """
 
 from __future__ import annotations
@@ -35,9 +70,11 @@ import torch.nn as nn
 from proxybench.batch import ProxyBatch
 from proxybench.errors import ProxybenchError
 from proxybench.presets import Preset, get_preset
+from proxybench.proxies.passes import PassCache, sharing
 from proxybench.proxies.registry import ProxySpec, resolve_proxies
+from proxybench.sharding import group_by_class, parse_shard, select_shard
 from proxybench.spaces import SearchSpace, get_space
-from proxybench.store import ScoreWriter, stored_keys
+from proxybench.store import SCORE_COLUMNS, ScoreWriter, stored_keys, stored_rows
 
 __all__ = ["ScoreSummary", "score_architectures", "resolve_device", "settings_hash"]
 
@@ -47,31 +84,55 @@ WEIGHTS_INIT = "init"  # PyTorch default initialisation under the run's seed
 
 @dataclass
 class ScoreSummary:
-    """What a scoring run did; ``str()`` is the one-line summary the CLI prints."""
+    """What a scoring run did; ``str()`` is the one-line summary the CLI prints.
+
+    ``archs_scored`` = ``archs_computed`` (a network was built and scored for it) +
+    ``archs_copied`` (every new row is a copy from an isomorph); ``archs_skipped`` had
+    nothing left to do. ``rows_written`` includes the ``rows_copied``.
+    """
 
     out: Path
     run_id: str
     archs_requested: int
     archs_scored: int = 0
     archs_skipped: int = 0
+    archs_computed: int = 0
+    archs_copied: int = 0
     proxies: list[str] = field(default_factory=list)
     rows_written: int = 0
+    rows_copied: int = 0
     errors: int = 0
     nonfinite: int = 0
     seconds: float = 0.0
+    shard: str | None = None
+    workers: int = 1
 
     def __str__(self) -> str:
         failures = f"{self.errors} errors, {self.nonfinite} non-finite"
-        skipped = f" ({self.archs_skipped} already done)" if self.archs_skipped else ""
+        notes = []
+        if self.archs_copied:
+            notes.append(f"{self.archs_computed} computed, {self.archs_copied} copied from an isomorph")
+        if self.archs_skipped:
+            notes.append(f"{self.archs_skipped} already done")
+        detail = f" ({'; '.join(notes)})" if notes else ""
+        copied = f" ({self.rows_copied} copied)" if self.rows_copied else ""
+        where = f"shard {self.shard}: " if self.shard else ""
+        workers = f" with {self.workers} workers" if self.workers > 1 else ""
         return (
-            f"scored {self.archs_scored} architectures{skipped} x {len(self.proxies)} proxies "
-            f"= {self.rows_written} rows, {failures}, in {self.seconds:.1f} s -> {self.out / 'scores'}"
+            f"{where}scored {self.archs_scored} architectures{detail} x {len(self.proxies)} proxies "
+            f"= {self.rows_written} rows{copied}, {failures}, in {self.seconds:.1f} s{workers} -> {self.out / 'scores'}"
         )
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["out"] = str(self.out)
         return d
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        """Add the counts of another run's :meth:`to_dict` (a worker's) to this one."""
+        for name in ("archs_scored", "archs_skipped", "archs_computed", "archs_copied", "rows_written",
+                     "rows_copied", "errors", "nonfinite"):
+            setattr(self, name, getattr(self, name) + int(other[name]))
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -136,6 +197,11 @@ def score_architectures(
     progress: bool | Callable[[Iterable[Any], int], Iterable[Any]] = True,
     download: bool = True,
     threads: int | None = None,
+    dedup: bool = True,
+    shard: str | Sequence[int] | None = None,
+    workers: int = 1,
+    run_id: str | None = None,
+    share_passes: bool = True,
 ) -> ScoreSummary:
     """Score ``archs`` with ``proxies`` and append the rows to ``<out>/scores/*.parquet``.
 
@@ -151,31 +217,180 @@ def score_architectures(
         data_dir: Folder with local datasets (else ``PROXYBENCH_DATA_DIR``, else download).
         out: Results directory.
         resume: Skip (architecture, proxy, settings) already stored under ``out``. With
-            ``False`` the results directory must not hold scores yet.
+            ``False`` the results directory must not hold scores yet (with ``shard``: no
+            scores of this shard's architectures).
         proxy_settings: Per-proxy setting overrides, merged over the preset's.
         progress: Show a tqdm bar (True), nothing (False), or a wrapper ``(iterable, total)``.
         download: Allow downloading the dataset when no local copy is found.
         threads: torch intra-op threads (default: torch's, one per core). Give each of
             several concurrent runs ``cores / runs``: oversubscribed OpenMP threads spin
-            against each other and a run becomes an order of magnitude slower.
+            against each other and a run becomes an order of magnitude slower. With
+            ``workers`` > 1 each worker gets ``max(1, threads // workers)``.
+        dedup: Score each isomorphism class once and copy its rows to the class's other
+            requested members (``shared_from`` says from which architecture); see the
+            module docstring. ``False`` computes every architecture on its own network.
+        shard: ``(I, N)`` or ``"I/N"``: score only the architectures whose isomorphism
+            class falls into shard ``I`` of ``N`` (:mod:`proxybench.sharding`). N shards
+            may write into the same ``out`` at the same time.
+        workers: Processes to split the architectures over (spawned; each writes its own
+            parts and holds one network at a time).
+        run_id: Id of this run (part and journal names, ``run_id`` column); default: UTC
+            time, 6 random hex digits and the shard.
+        share_passes: Let proxies that need the same pass of the same network share it
+            (:mod:`proxybench.proxies.passes`: one loss pass for grad_norm, snip, plain and
+            fisher, one input Jacobian for jacov and epe_nas). The scores are bit-identical
+            either way (tested), so it is not a setting of the rows; ``False`` runs every
+            proxy on its own passes, as the reference implementations do.
 
     Returns:
         A :class:`ScoreSummary`.
 
     Raises:
         ProxybenchError: Unknown space/proxy/preset, malformed architecture, missing data,
-            ``resume=False`` on a directory that already holds scores.
+            malformed ``shard``, ``resume=False`` on a directory that already holds scores.
 
     Example:
         >>> score_architectures(get_space("nb201").sample(10, seed=0), proxies="synflow,nwot",
         ...                     data_dir="data", out="results")
     """
-    from proxybench import __version__
-    from proxybench.data import BatchProvider, load_images
-
     started = time.perf_counter()
     search_space = get_space(space)
     canonical = list(dict.fromkeys(search_space.parse(a) for a in archs))
+    shard_spec = parse_shard(shard)
+    if shard_spec is not None:
+        canonical = select_shard(canonical, search_space.uid, shard_spec)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ProxybenchError(f"workers must be a positive integer, got {workers!r}")
+    if threads is not None and threads < 1:
+        raise ProxybenchError(f"threads must be at least 1, got {threads}")
+    if threads is not None and workers == 1:
+        torch.set_num_threads(threads)
+    setup = _prepare(search_space, space, proxies, dataset, preset, seed, batch_size, device, data_dir,
+                     proxy_settings, download)
+    setup.share_passes = share_passes
+    out = Path(out)
+    done = stored_keys(out)
+    if not resume:
+        mine = set(canonical)
+        clash = done if shard_spec is None else [k for k in done if k[0] == space and k[1] in mine]
+        if clash:
+            where = "" if shard_spec is None else f" for architectures of shard {shard_spec[0]}/{shard_spec[1]}"
+            raise ProxybenchError(
+                f"{out} already holds scores{where}; pass --resume to continue it or choose another --out")
+    if run_id is None:
+        run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        if shard_spec is not None:
+            run_id += f"-s{shard_spec[0]}of{shard_spec[1]}"
+    if dedup:
+        groups = group_by_class(canonical, search_space.uid)
+    else:
+        groups = [(search_space.uid(a), [a]) for a in canonical]
+    shard_text = None if shard_spec is None else f"{shard_spec[0]}/{shard_spec[1]}"
+
+    if workers > 1:
+        from proxybench.workers import run_workers
+
+        setup.source = setup.batches = None  # the workers load their own copy
+        pending = [g for g in groups if any(setup.missing(m, done) for m in g[1])]
+        summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical),
+                               proxies=[s.name for s in setup.specs], shard=shard_text, workers=workers)
+        summary.archs_skipped = len(canonical) - sum(len(m) for _, m in pending)
+        per_worker = max(1, (threads or torch.get_num_threads()) // workers)
+        kwargs = dict(space=space, proxies=[s.name for s in setup.specs], dataset=dataset, preset=preset,
+                      seed=seed, batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=True,
+                      proxy_settings={k: dict(v) for k, v in (proxy_settings or {}).items()},
+                      download=download, threads=per_worker, dedup=dedup, share_passes=share_passes)
+        run_workers(pending, workers, kwargs, run_id, summary, progress, started)
+        return summary
+
+    from proxybench import __version__
+
+    run_info = {
+        "command": "score", "settings": setup.run_settings,
+        "proxies": {k: setup.per_proxy[k] for k in setup.per_proxy},
+        "data_origin": setup.source.origin, "archs_requested": len(canonical), "dedup": bool(dedup),
+        "shard": shard_text, "proxybench_version": __version__, "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "started_at": datetime.now(timezone.utc).isoformat(),
+    }
+    summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical),
+                           proxies=[s.name for s in setup.specs], shard=shard_text)
+    common = {
+        "space": space, "dataset": dataset, "seed": setup.seed, "batch_size": setup.batch_size,
+        "preset": setup.preset.name, "weights": WEIGHTS_INIT, "device": str(setup.device),
+        "proxybench_version": __version__, "torch_version": torch.__version__, "run_id": run_id,
+    }
+    # Rows already stored that a class's missing members can be copied from.
+    sources: dict[tuple[str, str], dict[str, Any]] = {}
+    if dedup and done:
+        for row in stored_rows(out, set(setup.hashes.values()), {uid for uid, _ in groups}):
+            if row["settings_hash"] != setup.hashes.get(row["proxy"]):
+                continue
+            key = (row["arch_uid"], row["proxy"])
+            if key not in sources or _source_rank(row) < _source_rank(sources[key]):
+                sources[key] = row
+
+    order = [arch for _, members in groups for arch in members]
+    group_of = {members[0]: (uid, members) for uid, members in groups}
+    iterator: Iterable[str] = order
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(order, total=len(order), unit="arch", desc="scoring", file=sys.stderr, dynamic_ncols=True)
+    elif callable(progress):
+        iterator = progress(order, len(order))
+
+    with ScoreWriter(out, run_id, run_info) as writer:
+        for arch in iterator:
+            if arch not in group_of:  # a later member of a class: handled with its first
+                continue
+            uid, members = group_of[arch]
+            rows = _score_class(setup, uid, members, done, sources, common, summary)
+            writer.add(rows)
+            summary.rows_written += len(rows)
+            summary.errors += sum(r["status"] == "error" for r in rows)
+            summary.nonfinite += sum(r["status"] == "nonfinite" for r in rows)
+        summary.seconds = time.perf_counter() - started
+        writer.close(summary.to_dict())
+    return summary
+
+
+def _source_rank(row: Mapping[str, Any]) -> tuple[bool, str]:
+    """Which stored row of a class to copy from: a computed one first, then the smallest arch."""
+    return (row.get("shared_from") is not None, row["arch"])
+
+
+@dataclass
+class _Setup:
+    """What one scoring run resolved from its arguments: proxies, settings, data, hashes."""
+
+    space: SearchSpace
+    space_name: str
+    dataset: str
+    specs: list[ProxySpec]
+    preset: Preset
+    seed: int
+    batch_size: int
+    device: torch.device
+    per_proxy: dict[str, dict[str, Any]]
+    run_settings: dict[str, Any]
+    hashes: dict[str, str]
+    source: Any
+    batches: Any
+    share_passes: bool = True
+
+    def missing(self, arch: str, done: set[tuple[str, ...]]) -> list[ProxySpec]:
+        """The proxies whose row for ``arch`` is not stored (the tuple follows RESUME_KEY)."""
+        return [s for s in self.specs
+                if (self.space_name, arch, self.dataset, s.name, self.hashes[s.name]) not in done]
+
+
+def _prepare(
+    search_space: SearchSpace, space: str, proxies: str | Sequence[str] | None, dataset: str,
+    preset: str | None, seed: int | None, batch_size: int | None, device: str | None,
+    data_dir: str | Path | None, proxy_settings: Mapping[str, Mapping[str, Any]] | None, download: bool,
+) -> _Setup:
+    from proxybench.data import BatchProvider, load_images
+
     specs = resolve_proxies(proxies)
     for spec in specs:
         if "trained_weights" in spec.needs:
@@ -188,11 +403,6 @@ def score_architectures(
     if batch_size < 1:
         raise ProxybenchError(f"batch size must be at least 1, got {batch_size}")
     torch_device = resolve_device(device)
-    out = Path(out)
-    if threads is not None:
-        if threads < 1:
-            raise ProxybenchError(f"threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
 
     overrides: dict[str, dict[str, Any]] = {k: dict(v) for k, v in chosen.proxy_settings.items()}
     for name, values in (proxy_settings or {}).items():
@@ -202,7 +412,9 @@ def score_architectures(
     source = load_images(dataset, "train", data_dir=data_dir, download=download)
     batches = BatchProvider(source, chosen, seed=seed, batch_size=batch_size)
     # What changes the numbers goes into the settings (and their hash, the resume key);
-    # where the files were found does not, but is recorded in the run file.
+    # where the files were found does not, but is recorded in the run file. Neither do
+    # dedup, shard and workers: they change which computation a row comes from, never the
+    # numbers of a computed row (see the module docstring).
     data_settings = {k: v for k, v in batches.settings().items() if k not in ("data_origin", "data_layout")}
     run_settings = {
         "space": space, "dataset": dataset, "seed": seed, "batch_size": batch_size,
@@ -214,52 +426,72 @@ def score_architectures(
                                   "dtype": _dtype_of(spec)})
         for spec in specs
     }
-    done = stored_keys(out)
-    if done and not resume:
-        raise ProxybenchError(f"{out} already holds scores; pass --resume to continue it or choose another --out")
+    return _Setup(space=search_space, space_name=space, dataset=dataset, specs=specs, preset=chosen, seed=seed,
+                  batch_size=batch_size, device=torch_device, per_proxy=per_proxy, run_settings=run_settings,
+                  hashes=hashes, source=source, batches=batches)
 
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    run_info = {
-        "command": "score", "settings": run_settings, "proxies": {k: per_proxy[k] for k in per_proxy},
-        "data_origin": source.origin, "archs_requested": len(canonical),
-        "proxybench_version": __version__, "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "started_at": datetime.now(timezone.utc).isoformat(),
-    }
-    summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical), proxies=[s.name for s in specs])
-    iterator: Iterable[str] = canonical
-    if progress is True:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(canonical, total=len(canonical), unit="arch", desc="scoring", file=sys.stderr,
-                        dynamic_ncols=True)
-    elif callable(progress):
-        iterator = progress(canonical, len(canonical))
+def _score_class(
+    setup: _Setup,
+    uid: str,
+    members: Sequence[str],
+    done: set[tuple[str, ...]],
+    sources: dict[tuple[str, str], dict[str, Any]],
+    common: Mapping[str, Any],
+    summary: ScoreSummary,
+) -> list[dict[str, Any]]:
+    """Rows for the missing (member, proxy) pairs of one class (of one arch without dedup).
 
-    with ScoreWriter(out, run_id, run_info) as writer:
-        for arch in iterator:
-            # The tuple follows proxybench.store.RESUME_KEY.
-            todo = [s for s in specs if (space, arch, dataset, s.name, hashes[s.name]) not in done]
-            if not todo:
-                summary.archs_skipped += 1
+    A proxy with a stored row in the class is copied from it; the others are computed once
+    on the representative (the first member, in the requested order, that lacks all of
+    them) and copied to the other members that lack them.
+    """
+    missing = {m: setup.missing(m, done) for m in members}
+    needed = [s for s in setup.specs if any(s in missing[m] for m in members)]
+    to_compute = [s for s in needed if (uid, s.name) not in sources]
+    rows: list[dict[str, Any]] = []
+    computed: dict[str, set[str]] = {}
+
+    def compute(arch: str, specs: list[ProxySpec]) -> list[dict[str, Any]]:
+        new = _score_one(setup.space, arch, specs, setup.batches, setup.source.num_classes, setup.preset,
+                         setup.seed, setup.device, setup.per_proxy, setup.hashes, common=common,
+                         run_settings=setup.run_settings, share_passes=setup.share_passes)
+        computed[arch] = {s.name for s in specs}
+        rows.extend(new)
+        return new
+
+    if to_compute:
+        rep = next((m for m in members if all(s in missing[m] for s in to_compute)), None)
+        if rep is not None:
+            for row in compute(rep, to_compute):
+                sources[(uid, row["proxy"])] = row
+        else:  # the store changed under us (another process wrote into this class): no copies
+            for m in members:
+                mine = [s for s in to_compute if s in missing[m]]
+                if mine:
+                    compute(m, mine)
+    now = datetime.now(timezone.utc)
+    for m in members:
+        for spec in missing[m]:
+            if spec.name in computed.get(m, ()):
                 continue
-            rows = _score_one(
-                search_space, arch, todo, batches, source.num_classes, chosen, seed, torch_device,
-                per_proxy, hashes,
-                common={
-                    "space": space, "dataset": dataset, "seed": seed, "batch_size": batch_size,
-                    "preset": chosen.name, "weights": WEIGHTS_INIT, "device": str(torch_device),
-                    "proxybench_version": __version__, "torch_version": torch.__version__, "run_id": run_id,
-                },
-                run_settings=run_settings,
-            )
-            writer.add(rows)
-            summary.archs_scored += 1
-            summary.rows_written += len(rows)
-            summary.errors += sum(r["status"] == "error" for r in rows)
-            summary.nonfinite += sum(r["status"] == "nonfinite" for r in rows)
-        summary.seconds = time.perf_counter() - started
-        writer.close(summary.to_dict())
-    return summary
+            source = sources[(uid, spec.name)]
+            rows.append({**{name: source.get(name) for name in SCORE_COLUMNS}, "arch": m,
+                         "shared_from": source.get("shared_from") or source["arch"],
+                         "run_id": common["run_id"], "created_at": now})
+            summary.rows_copied += 1
+    for m in members:
+        summary.archs_scored += bool(m in computed or missing[m])
+        if m in computed:
+            summary.archs_computed += 1
+        elif missing[m]:
+            summary.archs_copied += 1
+        else:
+            summary.archs_skipped += 1
+    # Computed rows are only kept as sources within their class: memory stays bounded.
+    for spec in needed:
+        sources.pop((uid, spec.name), None)
+    return rows
 
 
 def _dtype_of(spec: ProxySpec) -> str:
@@ -279,6 +511,7 @@ def _score_one(
     hashes: Mapping[str, str],
     common: Mapping[str, Any],
     run_settings: Mapping[str, Any],
+    share_passes: bool = True,
 ) -> list[dict[str, Any]]:
     batch, batch_id = batches.batch_for(arch)
     batch = batch.to(device)
@@ -286,6 +519,9 @@ def _score_one(
     base = space.build(arch, num_classes)
     uid = space.uid(arch)
     rows = []
+    # One cache per architecture and batch: proxies that need the same pass of the same
+    # network (same BatchNorm variant and dtype) compute it once (proxybench.proxies.passes).
+    cache = PassCache() if share_passes else None
     for spec in specs:
         settings = per_proxy[spec.name]
         dtype = _dtype_of(spec)
@@ -295,7 +531,11 @@ def _score_one(
             net = _prepare_network(space, arch, spec, base, num_classes, preset, device)
             proxy_batch: ProxyBatch = batch.to(dtype=torch.float64) if dtype == "float64" else batch
             torch.manual_seed(seed)
-            value = float(spec.fn(net, proxy_batch, **settings))
+            if cache is None:
+                value = float(spec.fn(net, proxy_batch, **settings))
+            else:
+                with sharing(cache, variant=(spec.needs & {"no_bn", "float64"}, dtype)):
+                    value = float(spec.fn(net, proxy_batch, **settings))
             status = _row_status(value)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -319,6 +559,7 @@ def _score_one(
                 "dtype": dtype,
                 "seconds": seconds,
                 "created_at": datetime.now(timezone.utc),
+                "shared_from": None,
             }
         )
     return rows

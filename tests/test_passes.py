@@ -65,3 +65,18 @@ def test_passes_do_not_cross_variants_or_leak_outside_a_block():
         assert shared("p", lambda: compute(3)) == 3
     assert shared("p", lambda: compute(4)) == 4  # no block: always computed
     assert calls == [1, 3, 4] and cache.hits == 1 and cache.computed == 2
+
+
+def test_engine_scores_are_identical_with_and_without_shared_passes(tmp_path, data_dir):
+    from proxybench.scoring import score_architectures
+    from proxybench.store import read_scores
+
+    def run(out, share):
+        score_architectures(ARCHS, proxies=SHARING, batch_size=8, data_dir=data_dir, out=out, progress=False,
+                            share_passes=share, threads=1)
+        table = read_scores(out).to_pylist()
+        return {(r["arch"], r["proxy"]): (r["score"], r["status"]) for r in table}
+
+    shared_rows = run(tmp_path / "shared", True)
+    alone_rows = run(tmp_path / "alone", False)
+    assert len(shared_rows) == len(ARCHS) * len(SHARING) and shared_rows == alone_rows

@@ -2,7 +2,7 @@
 
 from proxybench.store.schema import RESUME_KEY, SCORE_COLUMNS, SCORES_SCHEMA, STATUSES
 from proxybench.store.views import open_views
-from proxybench.store.scores import ScoreWriter, read_scores, scores_dir, stored_keys
+from proxybench.store.scores import ScoreWriter, read_scores, scores_dir, stored_keys, stored_rows
 
 __all__ = [
     "RESUME_KEY",
@@ -14,4 +14,5 @@ __all__ = [
     "read_scores",
     "scores_dir",
     "stored_keys",
+    "stored_rows",
 ]

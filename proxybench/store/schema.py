@@ -39,10 +39,21 @@ SCORES_SCHEMA = pa.schema(
         pa.field("torch_version", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        # Appended last, so files written before it existed still read (as NULL) through
+        # DuckDB's ``union_by_name`` and ``pyarrow.parquet.read_table(schema=...)``.
+        pa.field("shared_from", pa.string()),
     ]
 )
 
 SCORE_COLUMNS = tuple(SCORES_SCHEMA.names)
+
+#: ``shared_from``: NULL when the row was computed on ``arch`` itself. Otherwise the row is a
+#: copy of the computation made on the isomorphic architecture ``shared_from`` (same
+#: ``arch_uid``; isomorphism dedup, see :func:`proxybench.scoring.score_architectures`):
+#: ``score``, ``status``, ``error``, ``batch_id``, ``seconds``, ``device`` and the versions
+#: are that computation's, only ``arch``, ``run_id`` and ``created_at`` are the copy's own.
+#: A copy is not an independent draw: count ``shared_from IS NULL`` rows for compute time
+#: or for anything that needs independent initialisations.
 
 #: Columns that identify one result; ``--resume`` skips rows whose key is already stored.
 #: ``settings_hash`` covers seed, batch size, preset, weights, device, dtype and the

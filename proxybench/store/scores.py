@@ -14,26 +14,38 @@ opened again, journals left by a crashed run are converted the same way first (a
 already exists for a journal means the crash hit between rename and delete: the journal is
 just removed), so nothing is lost and nothing is duplicated. A torn last journal line (a
 kill in the middle of a write) is dropped; that architecture is scored again.
+
+Several writers may share one directory at the same time (``--shard``, ``--workers``): each
+has its own run id, so part and journal names never collide; each journal is ``flock``-ed
+by its writer while it is live; and the directory lock ``scores/.lock`` is held shared while
+a writer creates a journal or rolls one into a part, and exclusively while journals of dead
+writers are recovered, so recovery never sees a journal before its writer locked it nor
+removes the temporary file of a part being written. (On a cluster file system ``flock``
+must work across nodes: NFS does, Lustre needs the ``flock`` mount option.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from proxybench.errors import StoreError
 from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
 
-__all__ = ["ScoreWriter", "read_scores", "stored_keys", "scores_dir"]
+__all__ = ["ScoreWriter", "read_scores", "stored_keys", "stored_rows", "scores_dir"]
+
+LOCK_NAME = ".lock"
 
 
 def scores_dir(out: str | os.PathLike[str]) -> Path:
@@ -93,8 +105,24 @@ def _journal_is_live(journal: Path) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _directory_lock(directory: Path, exclusive: bool) -> Iterator[None]:
+    """``flock`` on ``directory/.lock``: shared for writers' journal/part moves, exclusive for recovery."""
+    with open(directory / LOCK_NAME, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _recover_journals(directory: Path) -> None:
     """Turn journals left by dead writers into parts; journals of live writers are left alone."""
+    with _directory_lock(directory, exclusive=True):
+        _recover_journals_locked(directory)
+
+
+def _recover_journals_locked(directory: Path) -> None:
     for journal in sorted(directory.glob("journal-*.jsonl")):
         if _journal_is_live(journal):
             continue
@@ -136,6 +164,54 @@ def stored_keys(out: str | os.PathLike[str]) -> set[tuple[str, ...]]:
             ) from None
         keys.update(zip(*(table.column(c).to_pylist() for c in RESUME_KEY)))
     return keys
+
+
+def stored_rows(
+    out: str | os.PathLike[str],
+    settings_hashes: Collection[str],
+    arch_uids: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Stored rows (parts and complete journal lines) with one of ``settings_hashes``.
+
+    Args:
+        out: Results directory.
+        settings_hashes: Keep rows whose ``settings_hash`` is one of these.
+        arch_uids: Keep only rows of these isomorphism classes (all when None).
+
+    Returns:
+        The rows as dicts of :data:`SCORES_SCHEMA` columns (``shared_from`` is None for rows
+        of files written before the column existed). A row that is both in a journal and in
+        the part it was just rolled into appears once per copy; callers index by key.
+    """
+    hashes = set(settings_hashes)
+    uids = None if arch_uids is None else set(arch_uids)
+
+    def wanted(row: Mapping[str, Any]) -> bool:
+        return row.get("settings_hash") in hashes and (uids is None or row.get("arch_uid") in uids)
+
+    rows: list[dict[str, Any]] = []
+    if not hashes:
+        return rows
+    directory = scores_dir(out)
+    if directory.is_dir():
+        for journal in sorted(directory.glob("journal-*.jsonl")):
+            try:
+                rows.extend({name: r.get(name) for name in SCORES_SCHEMA.names}
+                            for r in _read_journal(journal) if wanted(r))
+            except FileNotFoundError:  # rolled into a part meanwhile; read below
+                pass
+    for part in _part_files(out):
+        try:
+            table = pq.read_table(part, schema=SCORES_SCHEMA)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise StoreError(
+                f"corrupt Parquet part {part}: {exc}; move it away and rerun with --resume to score its rows again"
+            ) from None
+        mask = pc.is_in(table.column("settings_hash"), value_set=pa.array(sorted(hashes), pa.string()))
+        if uids is not None:
+            mask = pc.and_(mask, pc.is_in(table.column("arch_uid"), value_set=pa.array(sorted(uids), pa.string())))
+        rows.extend(table.filter(mask).to_pylist())
+    return rows
 
 
 def read_scores(out: str | os.PathLike[str]) -> pa.Table:
@@ -192,9 +268,12 @@ class ScoreWriter:
         if not rows:
             return
         if self._journal is None:
-            self._journal = open(self._journal_path(), "a", encoding="utf-8")
-            # Held until the journal is rolled: tells other processes' recovery it is live.
-            fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX)
+            # Created and locked under the shared directory lock, so a recovery running in
+            # another process never finds it unlocked (and takes it for a dead writer's).
+            with _directory_lock(self.directory, exclusive=False):
+                self._journal = open(self._journal_path(), "a", encoding="utf-8")
+                # Held until the journal is rolled: tells other processes' recovery it is live.
+                fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX)
         self._journal.write("".join(_encode_row(r) + "\n" for r in rows))
         self._journal.flush()
         os.fsync(self._journal.fileno())
@@ -226,15 +305,16 @@ class ScoreWriter:
         if self._journal is None:
             return
         journal = self._journal_path()
-        rows = _read_journal(journal)
-        if rows:
-            _write_part_atomically(
-                _rows_to_table(rows, self._metadata),
-                self.directory / f"part-{self.run_id}-{self._seq:05d}.parquet",
-            )
-        journal.unlink()
-        # Closing releases the lock only now, so no other process recovers it half-way.
-        self._journal.close()
+        with _directory_lock(self.directory, exclusive=False):
+            rows = _read_journal(journal)
+            if rows:
+                _write_part_atomically(
+                    _rows_to_table(rows, self._metadata),
+                    self.directory / f"part-{self.run_id}-{self._seq:05d}.parquet",
+                )
+            journal.unlink()
+            # Closing releases the lock only now, so no other process recovers it half-way.
+            self._journal.close()
         self._journal = None
         self._seq += 1
         self._rows_in_journal = 0
