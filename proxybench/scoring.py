@@ -521,7 +521,7 @@ def _score_one(
     rows = []
     # One cache per architecture and batch: proxies that need the same pass of the same
     # network (same BatchNorm variant and dtype) compute it once (proxybench.proxies.passes).
-    cache = PassCache() if share_passes else None
+    cache = PassCache(wanted={p for spec in specs for p in spec.passes}) if share_passes else None
     for spec in specs:
         settings = per_proxy[spec.name]
         dtype = _dtype_of(spec)

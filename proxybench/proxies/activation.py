@@ -62,22 +62,34 @@ def _jacobian_and_width(net: nn.Module, batch: ProxyBatch) -> tuple[torch.Tensor
     """:func:`input_jacobian` and ``y.shape[-1]`` (the number of logits) of the same forward.
 
     A shared pass (:mod:`proxybench.proxies.passes`): jacov and epe_nas of one architecture
-    read the same Jacobian.
+    read the same Jacobian, which may come from the forward shared with the loss pass
+    (:mod:`proxybench.proxies.bundle`).
     """
-    return shared("input_jacobian", lambda: _compute_jacobian_and_width(net, batch))
+    from proxybench.proxies.bundle import bundled, forward_bundle
+
+    if bundled("input_grad"):
+        found = forward_bundle(net, batch).jacobian
+        assert found is not None
+        jac, width = found
+    else:
+        jac, width = shared("input_jacobian", lambda: _compute_jacobian_and_width(net, batch))
+    if not torch.isfinite(jac).all():
+        raise ValueError("the input Jacobian has non-finite entries (the network's output overflowed)")
+    return jac, width
 
 
 def _compute_jacobian_and_width(net: nn.Module, batch: ProxyBatch) -> tuple[torch.Tensor, int]:
     x = batch.inputs.detach().clone().requires_grad_(True)
-    y = net(x)
+    return jacobian_of(x, net(x))
+
+
+def jacobian_of(x: torch.Tensor, y: torch.Tensor, retain_graph: bool = False) -> tuple[torch.Tensor, int]:
+    """Rows ``d(sum_c y_nc)/dx_n`` as float64 ``(N, C·H·W)`` and the number of logits, from a forward ``y = f(x)``."""
     if not isinstance(y, torch.Tensor):
-        raise TypeError(f"{type(net).__name__} returned {type(y).__name__}; Jacobian proxies need a tensor output")
-    (grad,) = torch.autograd.grad(y.sum(), [x], allow_unused=True)
+        raise TypeError(f"the network returned {type(y).__name__}; Jacobian proxies need a tensor output")
+    (grad,) = torch.autograd.grad(y.sum(), [x], allow_unused=True, retain_graph=retain_graph)
     jac = torch.zeros_like(x) if grad is None else grad
-    jac = jac.detach().reshape(jac.shape[0], -1).to(torch.float64)
-    if not torch.isfinite(jac).all():
-        raise ValueError("the input Jacobian has non-finite entries (the network's output overflowed)")
-    return jac, int(y.shape[-1])
+    return jac.detach().reshape(jac.shape[0], -1).to(torch.float64), int(y.shape[-1])
 
 
 def _check_rows_vary(jac: torch.Tensor, proxy_name: str) -> None:
@@ -219,27 +231,50 @@ def nwot(net: nn.Module, batch: ProxyBatch) -> float:
     Raises:
         ValueError: When the network has no ReLU module to hook.
     """
-    modules = relu_modules(net)
-    if not modules:
-        raise ValueError(f"{type(net).__name__} has no ReLU module for NWOT to hook")
-    n = batch.size
-    kernel = torch.zeros((n, n), dtype=torch.float64, device=batch.inputs.device)
+    from proxybench.proxies.bundle import bundled, forward_bundle
 
-    def count(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        nonlocal kernel
+    if bundled("forward"):
+        kernel = forward_bundle(net, batch).nwot_kernel
+        if kernel is None:
+            raise ValueError(f"{type(net).__name__} has no ReLU module for NWOT to hook")
+    else:
+        recorder = NwotKernel(net, batch.size)
+        with recorder, torch.no_grad():
+            net(batch.inputs)
+        kernel = recorder.kernel
+    return float(torch.linalg.slogdet(kernel).logabsdet)
+
+
+class NwotKernel:
+    """Accumulates NWOT's kernel ``K`` from the ReLU inputs of the forward passes run inside ``with``.
+
+    ``kernel`` is None when the network has no ReLU module (:func:`relu_modules`); entering
+    then raises, unless ``required=False`` (a shared forward that serves other proxies too).
+    """
+
+    def __init__(self, net: nn.Module, n: int, required: bool = True) -> None:
+        self.modules = relu_modules(net)
+        if required and not self.modules:
+            raise ValueError(f"{type(net).__name__} has no ReLU module for NWOT to hook")
+        self.n = n
+        self.kernel: torch.Tensor | None = None
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def __enter__(self) -> NwotKernel:
+        self._handles = [m.register_forward_pre_hook(self._count) for m in self.modules]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def _count(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        n = self.n
         code = (inputs[0].detach().reshape(n, -1) > 0).to(torch.float64)
         ones = code.sum(dim=1)
         # c cᵀ + (1-c)(1-c)ᵀ = D - r_i - r_j + 2 c cᵀ, with D units and r_i = active units of i
-        kernel = kernel + (code.shape[1] - ones[:, None] - ones[None, :] + 2.0 * (code @ code.T)).to(kernel.device)
-
-    handles = [m.register_forward_pre_hook(count) for m in modules]
-    try:
-        with torch.no_grad():
-            net(batch.inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return float(torch.linalg.slogdet(kernel).logabsdet)
+        term = code.shape[1] - ones[:, None] - ones[None, :] + 2.0 * (code @ code.T)
+        self.kernel = term if self.kernel is None else self.kernel + term
 
 
 # ---------------------------------------------------------------------------- zen

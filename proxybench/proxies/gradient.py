@@ -34,7 +34,7 @@ from proxybench.proxies._layers import prunable_layers, sum_layer_values
 from proxybench.proxies.passes import shared
 from proxybench.proxies.registry import proxy
 
-__all__ = ["grad_norm", "snip", "plain", "fisher", "grasp", "LossPass", "loss_pass"]
+__all__ = ["grad_norm", "snip", "plain", "fisher", "grasp", "FisherRecorder", "LossPass", "loss_gradients", "loss_pass"]
 
 _ZC_NAS = "arXiv:2101.08134 (Abdelfattah et al. 2021, Zero-Cost Proxies for Lightweight NAS)"
 
@@ -87,21 +87,60 @@ def loss_pass(net: nn.Module, batch: ProxyBatch) -> LossPass:
     the weight gradients and fisher's activation statistics come from the same pass (the
     output hooks fire as the backward pass reaches each activation).
     """
+    from proxybench.proxies.bundle import bundled, forward_bundle
+
+    if bundled("loss_backward"):
+        loss = forward_bundle(net, batch).loss
+        assert loss is not None
+        return loss
     return shared("loss_pass", lambda: _compute_loss_pass(net, batch))
 
 
-def _compute_loss_pass(net: nn.Module, batch: ProxyBatch) -> LossPass:
-    layers = prunable_layers(net)
-    index = {id(layer): i for i, layer in enumerate(layers)}
-    fisher: list[torch.Tensor | None] = [None] * len(layers)
-    # Activations waiting for their gradient. The gradient hook looks its activation up here
-    # instead of closing over it, so no tensor -> hook -> tensor cycle outlives the call.
-    pending: dict[int, tuple[nn.Module, torch.Tensor, int]] = {}
-    handles = []
-    keys = itertools.count()
+class FisherRecorder:
+    """Records fisher's per-channel statistic of every Conv2d/Linear output during one backward pass.
 
-    def grad_hook(key: int, grad: torch.Tensor) -> None:
-        layer, act, version = pending.pop(key)
+    Inside ``with FisherRecorder(net) as rec:`` each layer's output gets a gradient hook in
+    the forward pass; the backward pass of the loss then fills ``rec.fisher`` (one entry per
+    layer in :func:`prunable_layers` order, None for a layer whose output never reached the
+    loss). :meth:`stop` detaches the hooks, so a later backward pass through the same graph
+    (the input Jacobian of a shared forward, :mod:`proxybench.proxies.bundle`) is not counted.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        self.layers = prunable_layers(net)
+        self._index = {id(layer): i for i, layer in enumerate(self.layers)}
+        self.fisher: list[torch.Tensor | None] = [None] * len(self.layers)
+        # Activations waiting for their gradient. The gradient hook looks its activation up here
+        # instead of closing over it, so no tensor -> hook -> tensor cycle outlives the pass.
+        self._pending: dict[int, tuple[nn.Module, torch.Tensor, int]] = {}
+        self._module_handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._tensor_handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._keys = itertools.count()
+
+    def __enter__(self) -> FisherRecorder:
+        self._module_handles = [layer.register_forward_hook(self._forward_hook) for layer in self.layers]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._module_handles:
+            handle.remove()
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop recording: later backward passes leave ``fisher`` as it is."""
+        for handle in self._tensor_handles:
+            handle.remove()
+        self._tensor_handles.clear()
+        self._pending.clear()
+
+    def _forward_hook(self, layer: nn.Module, inputs: tuple, act: torch.Tensor) -> None:
+        if isinstance(act, torch.Tensor) and act.requires_grad:
+            key = next(self._keys)
+            self._pending[key] = (layer, act, act._version)
+            self._tensor_handles.append(act.register_hook(functools.partial(self._grad_hook, key)))
+
+    def _grad_hook(self, key: int, grad: torch.Tensor) -> None:
+        layer, act, version = self._pending.pop(key)
         if act._version != version:
             raise RuntimeError(
                 f"fisher: the output of {layer} was modified in place after the layer ran; "
@@ -110,26 +149,24 @@ def _compute_loss_pass(net: nn.Module, batch: ProxyBatch) -> LossPass:
         a, g = act.detach(), grad.detach()
         per_sample = (a * g).sum(dim=tuple(range(2, a.dim()))) if a.dim() > 2 else a * g
         value = 0.5 * per_sample.pow(2).mean(0)
-        slot = index[id(layer)]
-        previous = fisher[slot]
-        fisher[slot] = value if previous is None else previous + value
+        slot = self._index[id(layer)]
+        previous = self.fisher[slot]
+        self.fisher[slot] = value if previous is None else previous + value
 
-    def forward_hook(layer: nn.Module, inputs: tuple, act: torch.Tensor) -> None:
-        if isinstance(act, torch.Tensor) and act.requires_grad:
-            key = next(keys)
-            pending[key] = (layer, act, act._version)
-            act.register_hook(functools.partial(grad_hook, key))
 
+def loss_gradients(net: nn.Module, logits: torch.Tensor, batch: ProxyBatch, retain_graph: bool = False
+                   ) -> list[torch.Tensor]:
+    """Detached ``dL/dW`` of the cross-entropy of ``logits`` (a forward of ``net``) for every weight."""
     weights = _weights(net)
-    for layer in layers:
-        handles.append(layer.register_forward_hook(forward_hook))
-    try:
-        grads = [g.detach() for g in _grads(_loss(net, batch), weights)]
-    finally:
-        for h in handles:
-            h.remove()
-        pending.clear()
-    return LossPass(grads=grads, fisher=fisher)
+    loss = F.cross_entropy(logits, batch.targets)
+    return [g.detach() for g in _grads(loss, weights, retain_graph=retain_graph)]
+
+
+def _compute_loss_pass(net: nn.Module, batch: ProxyBatch) -> LossPass:
+    _weights(net)
+    with FisherRecorder(net) as recorder:
+        grads = loss_gradients(net, _logits(net, batch), batch)
+    return LossPass(grads=grads, fisher=recorder.fisher)
 
 
 def _weight_grads(net: nn.Module, batch: ProxyBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-__all__ = ["PassCache", "sharing", "shared"]
+__all__ = ["PassCache", "sharing", "shared", "wanted_passes"]
 
 T = TypeVar("T")
 
@@ -39,8 +39,11 @@ class PassCache:
         computed: How many passes ran.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: frozenset[str] | set[str] = frozenset()) -> None:
+        """``wanted``: the passes (registry ``PASSES`` names) the proxies of this run declare,
+        so a pass can serve several at once (:mod:`proxybench.proxies.bundle`)."""
         self._results: dict[tuple[str, Hashable], Any] = {}
+        self.wanted = frozenset(wanted)
         self.hits = 0
         self.computed = 0
 
@@ -84,3 +87,9 @@ def shared(name: str, compute: Callable[[], T]) -> T:
         return compute()
     cache, variant = active
     return cache.get((name, variant), compute)
+
+
+def wanted_passes() -> frozenset[str]:
+    """The passes the active cache was told are wanted (empty outside a :func:`sharing` block)."""
+    active = _ACTIVE.get()
+    return frozenset() if active is None else active[0].wanted
