@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20, help="architectures (seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--proxies", default="all")
+    parser.add_argument("--proxies", default="zero-cost", help="proxy selection (default: the zero-cost suite)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
     parser.add_argument("--csv", default=None, help="write the table here")
     args = parser.parse_args()

@@ -135,7 +135,9 @@ def read_arch_file(path: Path) -> list[str]:
 @cli.command(name="score")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space (see: proxybench space).")
 @click.option("--proxies", default="all", show_default=True,
-              help="Comma-separated proxy names or wildcards, or 'all' (see: proxybench proxies).")
+              help="Comma-separated proxy names or wildcards; 'all' (every proxy scored at initialisation: the "
+              "zero-cost suite and croze) or 'zero-cost' (the suite of Abdelfattah et al. / NAS-Bench-Suite-Zero). "
+              "See: proxybench proxies.")
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True,
               help="Dataset of the proxy batch and size of the network's head.")
 @click.option("--sample", type=click.IntRange(min=1), default=None,
@@ -166,6 +168,13 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes splitting the architectures; each gets max(1, THREADS // N) torch threads "
               "(THREADS: --threads, else one per core) and writes its own parts.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process (or --workers processes). ray: chunks of classes as Ray tasks with --threads "
+              "CPUs each (default 1), writing straight into OUT, which every node must reach (shared file system "
+              "with flock). Needs pip install 'proxybench[ray]'.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the cluster for ray.init(address=...), e.g. auto or HOST:PORT; "
+              "default: start a local Ray instance for this run.")
 @click.option("--share-passes/--no-share-passes", default=True, show_default=True,
               help="Proxies that need the same pass share it (grad_norm/snip/plain/fisher one loss pass, "
               "jacov/epe_nas one input Jacobian); scores are identical either way. --no-share-passes runs each "
@@ -176,7 +185,7 @@ def score_command(
     space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
     preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
     resume: bool, no_download: bool, threads: int | None, dedup: bool, shard: str | None, workers: int,
-    share_passes: bool, quiet: bool,
+    executor: str, ray_address: str | None, share_passes: bool, quiet: bool,
 ) -> None:
     """Score architectures with proxies and append the rows to OUT/scores/*.parquet.
 
@@ -191,6 +200,7 @@ def score_command(
       proxybench score --space nb201 --all --proxies synflow,nwot,jacov --out results
       proxybench score --space nb201 --archs archs.csv --preset suite-zero
       proxybench score --space nb201 --all --shard 0/8 --workers 4 --threads 16 --out results
+      proxybench score --space nb201 --all --executor ray --ray-address auto --out /shared/results
     """
     from proxybench.scoring import score_architectures
     from proxybench.sharding import parse_shard
@@ -214,7 +224,7 @@ def score_command(
         archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
         batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
         progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
-        workers=workers, share_passes=share_passes,
+        workers=workers, share_passes=share_passes, executor=executor, ray_address=ray_address,
     )
     click.echo(str(summary))
 

@@ -42,11 +42,13 @@ every other requested member gets a copy of the representative's rows with
 
 **Scale-out**: ``shard=(I, N)`` scores only the classes that
 :func:`proxybench.sharding.shard_of` puts into shard ``I``; ``workers=N`` spreads a run's
-classes over N spawned processes (:mod:`proxybench.workers`). Every process writes its
-own journal and parts (run ids differ), so shards and workers share one ``out``; the
-results are the rows of one unsharded single-process run (network and batch depend only
-on the seed and the architecture, never on the order of scoring), bit for bit when every
-process has the same number of torch threads.
+classes over N spawned processes (:mod:`proxybench.workers`); ``executor="ray"`` runs the
+same per-share calls as tasks on a Ray cluster (:mod:`proxybench.executors`; ``out`` on a
+shared file system). Every process writes its own journal and parts (run ids differ), so
+shards, workers and tasks share one ``out``; the results are the rows of one unsharded
+single-process run (network and batch depend only on the seed and the architecture, never
+on the order of scoring), bit for bit when every process has the same number of torch
+threads.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class ScoreSummary:
     seconds: float = 0.0
     shard: str | None = None
     workers: int = 1
+    executor: str = "local"
 
     def __str__(self) -> str:
         failures = f"{self.errors} errors, {self.nonfinite} non-finite"
@@ -118,6 +121,8 @@ class ScoreSummary:
         copied = f" ({self.rows_copied} copied)" if self.rows_copied else ""
         where = f"shard {self.shard}: " if self.shard else ""
         workers = f" with {self.workers} workers" if self.workers > 1 else ""
+        if self.executor == "ray" and self.workers:
+            workers = f" as {self.workers} Ray tasks"
         return (
             f"{where}scored {self.archs_scored} architectures{detail} x {len(self.proxies)} proxies "
             f"= {self.rows_written} rows{copied}, {failures}, in {self.seconds:.1f} s{workers} -> {self.out / 'scores'}"
@@ -202,6 +207,8 @@ def score_architectures(
     workers: int = 1,
     run_id: str | None = None,
     share_passes: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> ScoreSummary:
     """Score ``archs`` with ``proxies`` and append the rows to ``<out>/scores/*.parquet``.
 
@@ -241,6 +248,14 @@ def score_architectures(
             fisher, one input Jacobian for jacov and epe_nas). The scores are bit-identical
             either way (tested), so it is not a setting of the rows; ``False`` runs every
             proxy on its own passes, as the reference implementations do.
+        executor: ``"local"`` (this process, or ``workers`` processes) or ``"ray"``: the
+            classes are dealt into chunks, each scored by a Ray task with ``threads``
+            torch threads (default 1) that writes straight into ``out``, which must be a
+            shared file system reachable by every node (:mod:`proxybench.executors`).
+            Needs ``pip install 'proxybench[ray]'``; ``workers`` must stay 1.
+        ray_address: With ``executor="ray"``: the cluster to connect to
+            (``ray.init(address=...)``); None starts a local Ray instance for this run.
+            A process already connected to Ray keeps its connection.
 
     Returns:
         A :class:`ScoreSummary`.
@@ -263,7 +278,18 @@ def score_architectures(
         raise ProxybenchError(f"workers must be a positive integer, got {workers!r}")
     if threads is not None and threads < 1:
         raise ProxybenchError(f"threads must be at least 1, got {threads}")
-    if threads is not None and workers == 1:
+    if executor not in ("local", "ray"):
+        raise ProxybenchError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if executor == "ray":
+        if workers != 1:
+            raise ProxybenchError("--workers is for --executor local; with ray every chunk of classes is a "
+                                  "Ray task with --threads CPUs, as many at once as the cluster has room for")
+        from proxybench.executors import import_ray
+
+        import_ray()  # a missing package fails before any data is loaded
+    elif ray_address is not None:
+        raise ProxybenchError("--ray-address needs --executor ray")
+    if threads is not None and workers == 1 and executor == "local":
         torch.set_num_threads(threads)
     setup = _prepare(search_space, space, proxies, dataset, preset, seed, batch_size, device, data_dir,
                      proxy_settings, download)
@@ -287,20 +313,27 @@ def score_architectures(
         groups = [(search_space.uid(a), [a]) for a in canonical]
     shard_text = None if shard_spec is None else f"{shard_spec[0]}/{shard_spec[1]}"
 
-    if workers > 1:
-        from proxybench.workers import run_workers
-
+    if workers > 1 or executor == "ray":
         setup.source = setup.batches = None  # the workers load their own copy
         pending = [g for g in groups if any(setup.missing(m, done) for m in g[1])]
         summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical),
-                               proxies=[s.name for s in setup.specs], shard=shard_text, workers=workers)
+                               proxies=[s.name for s in setup.specs], shard=shard_text, workers=workers,
+                               executor=executor)
         summary.archs_skipped = len(canonical) - sum(len(m) for _, m in pending)
         per_worker = max(1, (threads or torch.get_num_threads()) // workers)
         kwargs = dict(space=space, proxies=[s.name for s in setup.specs], dataset=dataset, preset=preset,
                       seed=seed, batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=True,
                       proxy_settings={k: dict(v) for k, v in (proxy_settings or {}).items()},
                       download=download, threads=per_worker, dedup=dedup, share_passes=share_passes)
-        run_workers(pending, workers, kwargs, run_id, summary, progress, started)
+        if executor == "ray":
+            from proxybench.executors import run_ray
+
+            run_ray(pending, kwargs, setup.specs, run_id, summary, progress, started, threads=threads or 1,
+                    address=ray_address)
+        else:
+            from proxybench.workers import run_workers
+
+            run_workers(pending, workers, kwargs, run_id, summary, progress, started)
         return summary
 
     from proxybench import __version__

@@ -25,12 +25,16 @@ from proxybench.errors import UnknownProxyError
 __all__ = [
     "NEEDS",
     "PASSES",
+    "ZERO_COST_FAMILIES",
     "ProxySpec",
     "proxy",
     "get_proxy",
     "list_proxies",
     "resolve_proxies",
 ]
+
+#: Families of the zero-cost suite (``--proxies zero-cost``).
+ZERO_COST_FAMILIES = frozenset({"cost", "gradient", "synflow", "activation"})
 
 #: What a proxy needs prepared before it is called.
 NEEDS: Mapping[str, str] = MappingProxyType(
@@ -54,6 +58,7 @@ PASSES: Mapping[str, str] = MappingProxyType(
         "input_grad": "backward of the summed outputs to the input (Jacobian rows)",
         "abs_ones": "forward + backward of the |theta| network on an all-ones input",
         "gaussian_forward": "forward passes on Gaussian inputs with Gaussian-redrawn weights",
+        "perturbed_pair": "loss passes of the |theta| network and of a weight-perturbed copy on a stepped input (CRoZe)",
     }
 )
 
@@ -218,13 +223,17 @@ def list_proxies(
 def resolve_proxies(selection: str | Sequence[str] | None) -> list[ProxySpec]:
     """Turn ``"all"``, ``None``, a comma-separated string or a list (wildcards allowed) into specs.
 
-    ``all`` means every proxy that does not need trained weights (the zero-cost suite).
+    ``all`` means every proxy that does not need trained weights (the zero-cost suite and
+    CRoZe); ``zero-cost`` only the zero-cost suite of Abdelfattah et al. / NAS-Bench-Suite-Zero
+    (families in :data:`ZERO_COST_FAMILIES`), the set the speed benchmarks measure.
 
     Raises:
         UnknownProxyError: When a name or pattern matches nothing.
     """
     if selection is None or selection == "all":
         return [spec for spec in map(get_proxy, list_proxies()) if "trained_weights" not in spec.needs]
+    if selection == "zero-cost":
+        return [spec for spec in map(get_proxy, list_proxies()) if spec.family in ZERO_COST_FAMILIES]
     items = [s.strip() for s in selection.split(",")] if isinstance(selection, str) else list(selection)
     chosen: list[str] = []
     for item in filter(None, items):
