@@ -12,6 +12,7 @@ import proxybench
 from proxybench.errors import ProxybenchError
 from proxybench_cli._options import CONTEXT_SETTINGS, data_dir_option, library_errors, seed_option
 from proxybench_cli.correlate_commands import correlate as correlate_command
+from proxybench_cli.evaluate_commands import evaluate as evaluate_command
 from proxybench_cli.tables_commands import tables as tables_group
 from proxybench_cli.truth_commands import truth as truth_group
 
@@ -175,6 +176,10 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="With --executor ray: the cluster for ray.init(address=...), e.g. auto or HOST:PORT; "
               "default: start a local Ray instance for this run.")
+@click.option("--weights", "weights", default="init", show_default=True, metavar="SPEC",
+              help="Where the weights come from, for every proxy of the run: init (seeded initialisation), or "
+              "train[:epochs=N,optimizer=sgd|sam|asam,lr=...,rho=...] (short training on the training split minus a "
+              "held-out part, cached on disk). flatnas_r needs trained weights. Recorded in the weights column.")
 @click.option("--share-passes/--no-share-passes", default=True, show_default=True,
               help="Proxies that need the same pass share it (grad_norm/snip/plain/fisher one loss pass, "
               "jacov/epe_nas one input Jacobian); scores are identical either way. --no-share-passes runs each "
@@ -185,7 +190,7 @@ def score_command(
     space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
     preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
     resume: bool, no_download: bool, threads: int | None, dedup: bool, shard: str | None, workers: int,
-    executor: str, ray_address: str | None, share_passes: bool, quiet: bool,
+    executor: str, ray_address: str | None, weights: str, share_passes: bool, quiet: bool,
 ) -> None:
     """Score architectures with proxies and append the rows to OUT/scores/*.parquet.
 
@@ -224,7 +229,7 @@ def score_command(
         archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
         batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
         progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
-        workers=workers, share_passes=share_passes, executor=executor, ray_address=ray_address,
+        workers=workers, share_passes=share_passes, executor=executor, ray_address=ray_address, weights=weights,
     )
     click.echo(str(summary))
 
@@ -233,6 +238,7 @@ def score_command(
 cli.add_command(truth_group)
 cli.add_command(correlate_command)
 cli.add_command(tables_group)
+cli.add_command(evaluate_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

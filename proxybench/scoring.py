@@ -209,6 +209,7 @@ def score_architectures(
     share_passes: bool = True,
     executor: str = "local",
     ray_address: str | None = None,
+    weights: str | None = None,
 ) -> ScoreSummary:
     """Score ``archs`` with ``proxies`` and append the rows to ``<out>/scores/*.parquet``.
 
@@ -243,6 +244,12 @@ def score_architectures(
             parts and holds one network at a time).
         run_id: Id of this run (part and journal names, ``run_id`` column); default: UTC
             time, 6 random hex digits and the shard.
+        weights: Weight provider spec (:func:`proxybench.weights.get_weights_provider`):
+            ``init`` (default: the seeded initialisation), ``train[:key=value,...]``
+            (short training, cached on disk). Applies to every proxy of the run and is
+            recorded in the ``weights`` column and the settings (hence the resume key).
+            Proxies that need trained weights (``flatnas_r``) refuse ``init``, and are
+            given the provider's held-out images instead of the proxy batch.
         share_passes: Let proxies that need the same pass of the same network share it
             (:mod:`proxybench.proxies.passes`: one loss pass for grad_norm, snip, plain and
             fisher, one input Jacobian for jacov and epe_nas). The scores are bit-identical
@@ -292,7 +299,7 @@ def score_architectures(
     if threads is not None and workers == 1 and executor == "local":
         torch.set_num_threads(threads)
     setup = _prepare(search_space, space, proxies, dataset, preset, seed, batch_size, device, data_dir,
-                     proxy_settings, download)
+                     proxy_settings, download, weights)
     setup.share_passes = share_passes
     out = Path(out)
     done = stored_keys(out)
@@ -324,7 +331,8 @@ def score_architectures(
         kwargs = dict(space=space, proxies=[s.name for s in setup.specs], dataset=dataset, preset=preset,
                       seed=seed, batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=True,
                       proxy_settings={k: dict(v) for k, v in (proxy_settings or {}).items()},
-                      download=download, threads=per_worker, dedup=dedup, share_passes=share_passes)
+                      download=download, threads=per_worker, dedup=dedup, share_passes=share_passes,
+                      weights=weights)
         if executor == "ray":
             from proxybench.executors import run_ray
 
@@ -349,7 +357,7 @@ def score_architectures(
                            proxies=[s.name for s in setup.specs], shard=shard_text)
     common = {
         "space": space, "dataset": dataset, "seed": setup.seed, "batch_size": setup.batch_size,
-        "preset": setup.preset.name, "weights": WEIGHTS_INIT, "device": str(setup.device),
+        "preset": setup.preset.name, "weights": setup.provider.describe(), "device": str(setup.device),
         "proxybench_version": __version__, "torch_version": torch.__version__, "run_id": run_id,
     }
     # Rows already stored that a class's missing members can be copied from.
@@ -410,6 +418,15 @@ class _Setup:
     source: Any
     batches: Any
     share_passes: bool = True
+    provider: Any = None
+    data_dir: str | Path | None = None
+    _held_out: dict[int, ProxyBatch] = field(default_factory=dict)
+
+    def held_out(self, n_images: int) -> ProxyBatch:
+        """The provider's held-out images (for proxies that need trained weights), loaded once."""
+        if n_images not in self._held_out:
+            self._held_out[n_images] = self.provider.held_out_batch(self.dataset, self.data_dir, n_images)
+        return self._held_out[n_images]
 
     def missing(self, arch: str, done: set[tuple[str, ...]]) -> list[ProxySpec]:
         """The proxies whose row for ``arch`` is not stored (the tuple follows RESUME_KEY)."""
@@ -421,14 +438,17 @@ def _prepare(
     search_space: SearchSpace, space: str, proxies: str | Sequence[str] | None, dataset: str,
     preset: str | None, seed: int | None, batch_size: int | None, device: str | None,
     data_dir: str | Path | None, proxy_settings: Mapping[str, Mapping[str, Any]] | None, download: bool,
+    weights: str | None = None,
 ) -> _Setup:
     from proxybench.data import BatchProvider, load_images
+    from proxybench.weights import get_weights_provider
 
     specs = resolve_proxies(proxies)
+    provider = get_weights_provider(weights or WEIGHTS_INIT)
     for spec in specs:
-        if "trained_weights" in spec.needs:
+        if "trained_weights" in spec.needs and provider.name == WEIGHTS_INIT:
             raise ProxybenchError(
-                f"proxy '{spec.name}' needs trained weights, which this scoring run does not provide"
+                f"proxy '{spec.name}' needs trained weights; pass --weights train[:epochs=N,optimizer=sgd|sam|asam,...]"
             )
     chosen = get_preset(preset)
     seed = chosen.seed if seed is None else int(seed)
@@ -452,8 +472,10 @@ def _prepare(
     run_settings = {
         "space": space, "dataset": dataset, "seed": seed, "batch_size": batch_size,
         "preset": chosen.name, "no_bn": chosen.no_bn, "data": data_settings,
-        "weights": WEIGHTS_INIT, "device": str(torch_device),
+        "weights": provider.describe(), "device": str(torch_device),
     }
+    if provider.settings:  # init has none; leaving the key out keeps init scores' hashes as they were
+        run_settings["weights_settings"] = dict(provider.settings)
     hashes = {
         spec.name: settings_hash({**run_settings, "proxy": spec.name, "proxy_settings": per_proxy[spec.name],
                                   "dtype": _dtype_of(spec)})
@@ -461,7 +483,7 @@ def _prepare(
     }
     return _Setup(space=search_space, space_name=space, dataset=dataset, specs=specs, preset=chosen, seed=seed,
                   batch_size=batch_size, device=torch_device, per_proxy=per_proxy, run_settings=run_settings,
-                  hashes=hashes, source=source, batches=batches)
+                  hashes=hashes, source=source, batches=batches, provider=provider, data_dir=data_dir)
 
 
 def _score_class(
@@ -488,7 +510,7 @@ def _score_class(
     def compute(arch: str, specs: list[ProxySpec]) -> list[dict[str, Any]]:
         new = _score_one(setup.space, arch, specs, setup.batches, setup.source.num_classes, setup.preset,
                          setup.seed, setup.device, setup.per_proxy, setup.hashes, common=common,
-                         run_settings=setup.run_settings, share_passes=setup.share_passes)
+                         run_settings=setup.run_settings, share_passes=setup.share_passes, setup=setup)
         computed[arch] = {s.name for s in specs}
         rows.extend(new)
         return new
@@ -545,12 +567,23 @@ def _score_one(
     common: Mapping[str, Any],
     run_settings: Mapping[str, Any],
     share_passes: bool = True,
+    setup: _Setup | None = None,
 ) -> list[dict[str, Any]]:
     batch, batch_id = batches.batch_for(arch)
     batch = batch.to(device)
     torch.manual_seed(seed)
     base = space.build(arch, num_classes)
     uid = space.uid(arch)
+    provider = setup.provider if setup is not None else None
+    weights_error = None
+    if provider is not None and provider.name != WEIGHTS_INIT:
+        try:  # a failed training is recorded in every row of the architecture; the run goes on
+            base = provider.prepare(base, arch, space, setup.dataset, data_dir=setup.data_dir, seed=seed,
+                                    device=device)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            weights_error = f"weights {provider.describe()}: {_first_line(exc)}"
     rows = []
     # One cache per architecture and batch: proxies that need the same pass of the same
     # network (same BatchNorm variant and dtype) compute it once (proxybench.proxies.passes).
@@ -560,9 +593,16 @@ def _score_one(
         dtype = _dtype_of(spec)
         error = None
         started = time.perf_counter()
+        row_batch_id = batch_id
         try:
+            if weights_error is not None:
+                raise ProxybenchError(weights_error)
             net = _prepare_network(space, arch, spec, base, num_classes, preset, device)
             proxy_batch: ProxyBatch = batch.to(dtype=torch.float64) if dtype == "float64" else batch
+            if "trained_weights" in spec.needs and setup is not None:
+                n_images = int(settings.get("eval_images", batch.size))
+                proxy_batch = setup.held_out(n_images).to(device)
+                row_batch_id = f"held-out:{n_images}"
             torch.manual_seed(seed)
             if cache is None:
                 value = float(spec.fn(net, proxy_batch, **settings))
@@ -585,7 +625,7 @@ def _score_one(
                 "status": status,
                 "error": error,
                 "higher_is_better": spec.higher_is_better,
-                "batch_id": batch_id,
+                "batch_id": row_batch_id,
                 "settings": json.dumps({**run_settings, "proxy_settings": dict(settings)}, sort_keys=True,
                                        default=str),
                 "settings_hash": hashes[spec.name],
