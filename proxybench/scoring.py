@@ -448,7 +448,8 @@ def _prepare(
     for spec in specs:
         if "trained_weights" in spec.needs and provider.name == WEIGHTS_INIT:
             raise ProxybenchError(
-                f"proxy '{spec.name}' needs trained weights; pass --weights train[:epochs=N,optimizer=sgd|sam|asam,...]"
+                f"proxy '{spec.name}' needs trained weights; pass --weights train[:epochs=N,optimizer=sgd|sam|asam,...] "
+                "or --weights supernet:PATH"
             )
     chosen = get_preset(preset)
     seed = chosen.seed if seed is None else int(seed)

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from proxybench.data.sources import CIFAR10_CLASSES
-from proxybench.errors import InvalidSettingError, ProxybenchError
+from proxybench.errors import InvalidSettingError
 from proxybench.spaces.nb201 import parse_arch
 from proxybench.spaces.nb201_net import NB201Network
 from proxybench.weights import (
@@ -100,8 +100,8 @@ def test_bad_specs_say_what_to_fix(spec, message):
         get_weights_provider(spec)
 
 
-def test_supernet_is_not_there_yet():
-    with pytest.raises(ProxybenchError, match="not implemented yet.*Flatness and robustness proxies with real weights"):
+def test_supernet_needs_an_existing_checkpoint():
+    with pytest.raises(InvalidSettingError, match="does not exist; train one with: proxybench supernet train"):
         get_weights_provider("supernet:/models/supernet.pth")
 
 

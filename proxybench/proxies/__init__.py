@@ -20,5 +20,6 @@ from proxybench.proxies import synflow  # noqa: E402,F401
 from proxybench.proxies import activation  # noqa: E402,F401
 from proxybench.proxies import flatness  # noqa: E402,F401
 from proxybench.proxies import croze  # noqa: E402,F401
+from proxybench.proxies import genas  # noqa: E402,F401
 
 __all__ = ["NEEDS", "PASSES", "ProxySpec", "get_proxy", "list_proxies", "proxy", "resolve_proxies"]

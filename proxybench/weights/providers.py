@@ -7,7 +7,8 @@ A provider is chosen by a short spec string, parsed by :func:`get_weights_provid
   ``train:epochs=1,optimizer=asam,rho=2,lr=0.1,batch_size=128`` (FlatNAS's candidate
   fine-tuning). A bare ``sgd``, ``sam`` or ``asam`` item names the optimizer:
   ``train:asam,epochs=1``.
-* ``supernet:PATH`` -- weights inherited from a one-shot supernet: not implemented yet.
+* ``supernet:PATH[,recalibrate=K,...]`` -- weights inherited from a one-shot NB201 supernet
+  checkpoint, BN recalibrated (:mod:`proxybench.weights.supernet`).
 
 Every provider has ``name``, ``settings`` (every resolved value that changes the weights,
 recorded with each score) and :meth:`~WeightsProvider.describe` (the ``weights`` column; for
@@ -38,7 +39,7 @@ from torch import nn
 
 from proxybench._naming import suggest
 from proxybench.batch import ProxyBatch
-from proxybench.errors import InvalidSettingError, ProxybenchError
+from proxybench.errors import InvalidSettingError
 
 __all__ = [
     "WeightsProvider",
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 _CACHE_FORMAT = 1
-_ISSUE = "Flatness and robustness proxies with real weights"
 
 
 def default_weights_cache_dir() -> Path:
@@ -106,7 +106,7 @@ def register_weights_provider(name: str) -> Callable[[Callable[..., WeightsProvi
 
 
 def list_weights_providers() -> list[str]:
-    """Registered provider names (``supernet`` included, although it is not available yet)."""
+    """Registered provider names."""
     return sorted(_PROVIDERS)
 
 
@@ -166,7 +166,6 @@ def get_weights_provider(spec: str | WeightsProvider | None, **overrides: Any) -
 
     Raises:
         InvalidSettingError: Unknown provider, setting or value (the message lists the valid ones).
-        ProxybenchError: ``supernet:PATH`` (not implemented yet).
 
     Example:
         >>> get_weights_provider("train:asam,epochs=1").describe()  # doctest: +ELLIPSIS
@@ -209,9 +208,10 @@ class InitWeights(WeightsProvider):
 
 @register_weights_provider("supernet")
 def _supernet(rest: str = "", **items: Any) -> WeightsProvider:
-    raise ProxybenchError(
-        f"weights provider 'supernet:{rest}' is not implemented yet (planned in the issue \"{_ISSUE}\"); "
-        "use 'init' or 'train[:key=value,...]'")
+    # Imported on use: the module imports this one (the base class and the atomic save).
+    from proxybench.weights.supernet import SupernetWeights
+
+    return SupernetWeights(rest, **items)
 
 
 # --------------------------------------------------------------------------- train
