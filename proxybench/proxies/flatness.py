@@ -45,6 +45,7 @@ from torch import nn
 
 from proxybench.batch import ProxyBatch
 from proxybench.errors import InvalidSettingError
+from proxybench.proxies._heldout import evaluation_images
 from proxybench.proxies.registry import proxy
 
 __all__ = ["flatnas_r", "robustness_draws", "noise_generator"]
@@ -143,14 +144,7 @@ def flatnas_r(
         raise InvalidSettingError(f"sigma must be >= 0, got {sigma}")
     if int(draws) < 1 or int(chunk_size) < 1:
         raise InvalidSettingError(f"draws and chunk_size must be >= 1, got {draws} and {chunk_size}")
-    n = batch.size if eval_images is None else int(eval_images)
-    if n < 1 or n > batch.size:
-        raise InvalidSettingError(
-            f"flatnas_r evaluates on {n} images but the batch holds {batch.size}; pass a held-out batch of "
-            f"at least {n} images (TrainedWeights.held_out_batch) or lower eval_images")
-    device = next(net.parameters()).device
-    x = batch.inputs[:n].to(device)
-    y = batch.targets[:n].to(device)
+    x, y = evaluation_images(net, batch, eval_images, "flatnas_r")
     clean, noisy = robustness_draws(net, x, y, sigma=float(sigma), draws=int(draws), chunk_size=int(chunk_size))
     diffs = [e - clean for e in noisy]
     if absolute:

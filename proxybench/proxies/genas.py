@@ -62,6 +62,7 @@ from torch import nn
 from proxybench.batch import ProxyBatch
 from proxybench.errors import InvalidSettingError
 from proxybench.proxies.flatness import noise_generator
+from proxybench.proxies._heldout import evaluation_images
 from proxybench.proxies.registry import proxy
 
 __all__ = ["genas", "genas_losses", "genas_value", "noise_increments", "FORMS", "EPS"]
@@ -217,13 +218,6 @@ def genas(
         raise InvalidSettingError(f"alpha must be a number >= 0, got {alpha!r}")
     if int(chunk_size) < 1:
         raise InvalidSettingError(f"chunk_size must be >= 1, got {chunk_size}")
-    n = batch.size if eval_images is None else int(eval_images)
-    if n < 1 or n > batch.size:
-        raise InvalidSettingError(
-            f"genas evaluates on {n} images but the batch holds {batch.size}; pass a held-out batch of at least "
-            f"{n} images (the weight provider's held_out_batch) or lower eval_images")
-    device = next(net.parameters()).device
-    x = batch.inputs[:n].to(device)
-    y = batch.targets[:n].to(device)
+    x, y = evaluation_images(net, batch, eval_images, "genas")
     losses = genas_losses(net, x, y, sigmas=sig, chunk_size=int(chunk_size))
     return genas_value(losses, sig, float(alpha), form)
