@@ -49,7 +49,6 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -57,6 +56,7 @@ from typing import Any
 
 from proxybench.errors import ProxybenchError
 from proxybench.sharding import split_classes
+from proxybench.workers import drain_with_progress
 
 __all__ = ["import_ray", "run_ray"]
 
@@ -265,16 +265,7 @@ def _run_chunks(
                 shown = now
 
     try:
-        iterator: Iterable[Any] = completed()
-        if progress is True:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(iterator, total=total, unit="arch", desc=f"scoring ({n} Ray tasks)",
-                            file=sys.stderr, dynamic_ncols=True)
-        elif callable(progress):
-            iterator = progress(iterator, total)
-        for _ in iterator:
-            pass
+        drain_with_progress(completed(), total, f"scoring ({n} Ray tasks)", progress)
         if pending:  # a progress wrapper stopped early
             raise ProxybenchError("scoring stopped before every Ray task finished")
     finally:

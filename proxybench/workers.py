@@ -183,16 +183,7 @@ def run_workers(
     for process in processes:
         process.start()
     try:
-        iterator: Iterable[Any] = completed()
-        if progress is True:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(iterator, total=total, unit="arch", desc=f"scoring ({len(processes)} workers)",
-                            file=sys.stderr, dynamic_ncols=True)
-        elif callable(progress):
-            iterator = progress(iterator, total)
-        for _ in iterator:
-            pass
+        drain_with_progress(completed(), total, f"scoring ({len(processes)} workers)", progress)
         if len(finished) < len(processes):  # a progress wrapper stopped early
             raise ProxybenchError("scoring stopped before every worker finished")
     finally:
@@ -201,3 +192,18 @@ def run_workers(
     for k in sorted(finished):
         summary.merge(finished[k])
     summary.seconds = time.perf_counter() - started
+
+
+def drain_with_progress(
+    ticks: Iterable[Any], total: int, desc: str, progress: bool | Callable[[Iterable[Any], int], Iterable[Any]]
+) -> None:
+    """Consume ``ticks`` (one per finished architecture) behind a tqdm bar, a caller's wrapper, or nothing."""
+    iterator: Iterable[Any] = ticks
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=total, unit="arch", desc=desc, file=sys.stderr, dynamic_ncols=True)
+    elif callable(progress):
+        iterator = progress(iterator, total)
+    for _ in iterator:
+        pass
