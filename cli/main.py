@@ -13,6 +13,7 @@ from proxybench.errors import ProxybenchError
 from proxybench_cli._options import CONTEXT_SETTINGS, data_dir_option, library_errors, seed_option
 from proxybench_cli.correlate_commands import correlate as correlate_command
 from proxybench_cli.evaluate_commands import evaluate as evaluate_command
+from proxybench_cli.search_commands import search as search_group
 from proxybench_cli.supernet_commands import supernet as supernet_group
 from proxybench_cli.tables_commands import tables as tables_group
 from proxybench_cli.truth_commands import truth as truth_group
@@ -241,6 +242,7 @@ cli.add_command(correlate_command)
 cli.add_command(tables_group)
 cli.add_command(evaluate_command)
 cli.add_command(supernet_group)
+cli.add_command(search_group)
 
 
 def main() -> None:  # pragma: no cover - console entry point

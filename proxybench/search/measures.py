@@ -1,0 +1,387 @@
+"""Measuring the quantities objectives are computed from, per architecture.
+
+A *measure* has a ``quantities`` tuple and ``measure(archs) -> {arch: {quantity: value}}``;
+an architecture whose measurement failed maps to an error message (a ``str``) instead, and
+the search records it as a failed candidate. Measures cache what they measured, so asking
+twice costs nothing.
+
+* :class:`CostMeasure`: ``params_m`` and ``macs_m`` of the built network, exactly (no data):
+  the ``params`` and ``flops`` proxies' definitions (:mod:`proxybench.proxies.cost`), so
+  ``macs_m`` is the torchstat operation count (conv/linear multiply-adds plus BN, ReLU and
+  pooling operations), what NASLib calls flops. Input ``1×3×R×R`` with R the space's
+  ``input_resolution(arch)`` when it offers one, else 32.
+* :class:`ProxyMeasure`: registered proxies through :func:`proxybench.scoring.score_architectures`
+  into ``<scores_out>/scores`` (by default the run directory), so every proxy value the search
+  ever computed is an ordinary ``scores`` row, and a resumed search reads the stored rows
+  instead of scoring again. Scoring runs without isomorph dedup (every architecture is scored
+  on its own network, so a value never depends on which isomorph was asked for first). A row
+  with status ``error`` or ``nonfinite`` makes the candidate fail.
+* :class:`TruthMeasure`: ``top1_error`` = 100 − the benchmark's test accuracy, from a truth
+  Parquet/CSV (an oracle for NB201 experiments: the accuracy objective without training).
+* :class:`TrainedMeasure`: ``top1_error`` (held-out split), ``robustness`` (FlatNAS R(x, σ),
+  the ``flatnas_r`` proxy) and optionally ``mce`` (CIFAR-10-C, :func:`proxybench.evaluation.evaluate_ood`)
+  of a network trained by a weights provider (``train:asam,epochs=...``); GPU work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from proxybench.errors import InvalidSettingError, ProxybenchError
+
+__all__ = [
+    "CostMeasure",
+    "Measure",
+    "Measured",
+    "ProxyMeasure",
+    "TrainedMeasure",
+    "TruthMeasure",
+    "read_truth_accuracy",
+]
+
+#: ``arch -> {quantity: value}`` or ``arch -> error message``.
+Measured = dict[str, "dict[str, float] | str"]
+
+_NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
+
+
+class Measure(Protocol):
+    quantities: tuple[str, ...]
+
+    def measure(self, archs: Sequence[str]) -> Measured: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+class CostMeasure:
+    """``params_m`` and ``macs_m`` of ``space.build(arch)`` (see the module docstring)."""
+
+    quantities = ("params_m", "macs_m")
+
+    def __init__(self, space: Any, dataset: str = "cifar10") -> None:
+        self.space = space
+        self.num_classes = _NUM_CLASSES.get(dataset, 10)
+        self._cache: dict[str, dict[str, float] | str] = {}
+
+    def measure(self, archs: Sequence[str]) -> Measured:
+        import torch
+
+        from proxybench.proxies.cost import count_flops
+
+        for arch in archs:
+            if arch in self._cache:
+                continue
+            try:
+                net = self.space.build(arch, self.num_classes)
+                res = int(self.space.input_resolution(arch)) if hasattr(self.space, "input_resolution") else 32
+                with torch.no_grad():
+                    params = sum(p.numel() for p in net.parameters() if p.requires_grad) / 1e6
+                macs = count_flops(net, (1, 3, res, res)) / 1e6
+                self._cache[arch] = {"params_m": float(params), "macs_m": float(macs)}
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate
+                self._cache[arch] = f"cost: {_first_line(exc)}"
+        return {a: self._cache[a] for a in archs}
+
+    def describe(self) -> dict[str, Any]:
+        return {"measure": "cost", "num_classes": self.num_classes}
+
+
+class ProxyMeasure:
+    """Proxy scores via the scoring engine, cached in ``<out>/scores`` (see the module docstring).
+
+    Args:
+        space: Registered space name.
+        proxies: Proxy names.
+        out: Results directory whose ``scores/`` holds the rows (the run directory, or a
+            directory shared by several runs with the same settings).
+        dataset, preset, seed, batch_size, device, data_dir, weights: As
+            :func:`~proxybench.scoring.score_architectures`; ``seed``/``batch_size`` default to
+            the preset's. ``weights`` applies to proxies that need trained weights only.
+    """
+
+    def __init__(self, space: str, proxies: Sequence[str], *, out: str | Path, dataset: str = "cifar10",
+                 preset: str | None = None, seed: int | None = None, batch_size: int | None = None,
+                 device: str | None = "cpu", data_dir: str | Path | None = None, weights: str | None = None,
+                 threads: int | None = None) -> None:
+        from proxybench.presets import get_preset
+        from proxybench.proxies.registry import get_proxy
+
+        chosen = get_preset(preset)
+        self.space = space
+        self.quantities = tuple(proxies)
+        self.out = Path(out)
+        self.dataset = dataset
+        self.preset = chosen.name
+        self.seed = chosen.seed if seed is None else int(seed)
+        self.batch_size = chosen.batch_size if batch_size is None else int(batch_size)
+        self.device = device or "cpu"
+        self.data_dir = data_dir
+        self.threads = threads
+        self.trained = [p for p in proxies if "trained_weights" in get_proxy(p).needs]
+        if self.trained and not weights:
+            raise InvalidSettingError(f"objective(s) {self.trained} need trained weights; pass weights "
+                                      "(e.g. 'train:asam,epochs=1')")
+        self.weights = weights
+        self._cache: dict[tuple[str, str], tuple[float, str, str | None]] = {}
+        self._loaded = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"measure": "proxies", "proxies": list(self.quantities), "dataset": self.dataset,
+                "preset": self.preset, "seed": self.seed, "batch_size": self.batch_size, "device": self.device,
+                "weights": self.weights, "scores_out": str(self.out)}
+
+    def _weights_of(self, proxy: str) -> str:
+        return (self.weights or "init") if proxy in self.trained else "init"
+
+    def _take(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for r in rows:
+            if (r["space"] != self.space or r["dataset"] != self.dataset or r["proxy"] not in self.quantities
+                    or int(r["seed"]) != self.seed or int(r["batch_size"]) != self.batch_size
+                    or r["preset"] != self.preset):
+                continue
+            if self._weights_of(r["proxy"]) == "init" and r["weights"] != "init":
+                continue
+            if self._weights_of(r["proxy"]) != "init" and r["weights"] == "init":
+                continue
+            key = (r["arch"], r["proxy"])
+            # an ok row wins over an error row of the same key (a later retry)
+            if key not in self._cache or (self._cache[key][1] != "ok" and r["status"] == "ok"):
+                self._cache[key] = (float(r["score"]) if r["score"] is not None else float("nan"), r["status"],
+                                    r.get("error"))
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        from proxybench.store import read_scores
+
+        self._take(read_scores(self.out).to_pylist())
+        self._loaded = True
+
+    def _score(self, archs: list[str], proxies: list[str], weights: str | None) -> None:
+        from proxybench.scoring import score_architectures
+
+        run_id = f"search-{uuid.uuid4().hex[:12]}"
+        score_architectures(archs, space=self.space, proxies=proxies, dataset=self.dataset, preset=self.preset,
+                            seed=self.seed, batch_size=self.batch_size, device=self.device, data_dir=self.data_dir,
+                            out=self.out, resume=True, progress=False, dedup=False, run_id=run_id,
+                            weights=weights, threads=self.threads)
+        import pyarrow.parquet as pq
+
+        from proxybench.store.schema import SCORES_SCHEMA
+
+        for part in sorted((self.out / "scores").glob(f"part-{run_id}-*.parquet")):
+            self._take(pq.read_table(part, schema=SCORES_SCHEMA).to_pylist())
+
+    def measure(self, archs: Sequence[str]) -> Measured:
+        self._load()
+        for group, weights in ((self.trained, self.weights),
+                               ([p for p in self.quantities if p not in self.trained], None)):
+            if not group:
+                continue
+            missing = list(dict.fromkeys(a for a in archs for p in group if (a, p) not in self._cache))
+            if missing:
+                self._score(missing, list(group), weights)
+        out: Measured = {}
+        for arch in archs:
+            values: dict[str, float] = {}
+            error = None
+            for p in self.quantities:
+                value, status, message = self._cache.get((arch, p), (float("nan"), "error", "not scored"))
+                if status != "ok":
+                    error = f"{p}: {status}" + (f" ({message})" if message else "")
+                    break
+                values[p] = value
+            out[arch] = error if error is not None else values
+        return out
+
+
+def read_truth_accuracy(truth: str | Path | Sequence[str | Path], dataset: str = "cifar10",
+                        metric: str = "test_acc") -> dict[str, float]:
+    """``arch -> value`` of ``metric`` on ``dataset`` from truth Parquet files (or a results directory).
+
+    Where several rows exist for an architecture, the one with the most epochs is kept
+    (seed ``mean`` preferred).
+    """
+    import pyarrow.parquet as pq
+
+    from proxybench.store.views import resolve_parquet_files
+
+    paths = [truth] if isinstance(truth, (str, Path)) else list(truth)
+    best: dict[str, tuple[tuple[int, int], float]] = {}
+    for path in resolve_parquet_files(paths, "truth"):
+        table = pq.read_table(path, columns=["arch", "dataset", "metric", "value", "epochs", "seed"])
+        for r in table.to_pylist():
+            if r["dataset"] != dataset or r["metric"] != metric:
+                continue
+            rank = (int(r["epochs"] or 0), int(r["seed"] == "mean"))
+            if r["arch"] not in best or rank > best[r["arch"]][0]:
+                best[r["arch"]] = (rank, float(r["value"]))
+    return {arch: value for arch, (_, value) in best.items()}
+
+
+class TruthMeasure:
+    """``top1_error`` = 100 − the benchmark's accuracy (an oracle; see the module docstring).
+
+    Args:
+        truth: Truth Parquet file(s) or a results directory holding ``truth/*.parquet``
+            (import a CSV first with :func:`proxybench.truth.import_truth`).
+        dataset: Truth dataset.
+        metric: Truth metric (``test_acc``; ``valid_acc`` for a search that must not see test data).
+    """
+
+    quantities = ("top1_error",)
+
+    def __init__(self, truth: str | Path | Sequence[str | Path], dataset: str = "cifar10",
+                 metric: str = "test_acc") -> None:
+        self.truth = [str(truth)] if isinstance(truth, (str, Path)) else [str(t) for t in truth]
+        self.dataset, self.metric = dataset, metric
+        self._acc = read_truth_accuracy(self.truth, dataset, metric)
+        if not self._acc:
+            raise InvalidSettingError(f"no {dataset}/{metric} rows in the truth files {self.truth}")
+
+    def measure(self, archs: Sequence[str]) -> Measured:
+        return {a: ({"top1_error": 100.0 - self._acc[a]} if a in self._acc else f"truth: no {self.dataset}/"
+                    f"{self.metric} row for {a}") for a in archs}
+
+    def describe(self) -> dict[str, Any]:
+        return {"measure": "truth", "truth": self.truth, "dataset": self.dataset, "metric": self.metric}
+
+
+class TrainedMeasure:
+    """Train each candidate with a weights provider, then measure error, R(x, σ) and optionally mCE.
+
+    Args:
+        space: A :class:`~proxybench.spaces.SearchSpace`.
+        weights: Weights provider spec (``train:asam,epochs=5,rho=2``; FlatNAS fine-tunes with
+            ASAM, ρ = 2, over SGD lr 0.1, momentum 0.9, batch 128, wd 5e-4).
+        dataset, data_dir, device, seed: Where and how.
+        eval_images: Held-out images for ``top1_error`` and ``robustness``.
+        sigma, draws: R(x, σ)'s noise scale and number of draws (FlatNAS: 0.05, 20).
+        mce: Also measure the mean corruption error (``mce_images`` test images, every
+            corruption and severity at the network's input resolution).
+        cache_dir: Where the provider caches trained weights (default: its own).
+    """
+
+    def __init__(self, space: Any, weights: str = "train:asam,epochs=1", *, dataset: str = "cifar10",
+                 data_dir: str | Path | None = None, device: str | None = "cpu", seed: int = 0,
+                 eval_images: int = 1280, sigma: float = 0.05, draws: int = 20, mce: bool = False,
+                 mce_images: int = 1000, cache_dir: str | Path | None = None) -> None:
+        from proxybench.weights import get_weights_provider
+
+        self.space = space
+        self.provider = get_weights_provider(weights, cache_dir=cache_dir)
+        if self.provider.name == "init":
+            raise InvalidSettingError("TrainedMeasure needs trained weights, not 'init'; e.g. 'train:asam,epochs=1'")
+        self.dataset, self.data_dir, self.device, self.seed = dataset, data_dir, device or "cpu", int(seed)
+        self.eval_images, self.sigma, self.draws = int(eval_images), float(sigma), int(draws)
+        self.mce, self.mce_images = bool(mce), int(mce_images)
+        self.quantities = ("top1_error", "robustness") + (("mce",) if self.mce else ())
+        self._cache: dict[str, dict[str, float] | str] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"measure": "trained", "weights": self.provider.describe(), "dataset": self.dataset,
+                "device": self.device, "seed": self.seed, "eval_images": self.eval_images, "sigma": self.sigma,
+                "draws": self.draws, "mce": self.mce, "mce_images": self.mce_images}
+
+    def _one(self, arch: str) -> dict[str, float]:
+        import torch
+
+        from proxybench.proxies.flatness import flatnas_r
+
+        torch.manual_seed(self.seed)
+        net = self.space.build(arch, _NUM_CLASSES.get(self.dataset, 10))
+        net = self.provider.prepare(net, arch, self.space, self.dataset, data_dir=self.data_dir, seed=self.seed,
+                                    device=self.device)
+        batch = self.provider.held_out_batch(self.dataset, self.data_dir, self.eval_images).to(self.device)
+        net.eval()
+        with torch.no_grad():
+            wrong = sum(int((net(batch.inputs[i:i + 256]).argmax(1) != batch.targets[i:i + 256]).sum())
+                        for i in range(0, batch.size, 256))
+        values = {"top1_error": 100.0 * wrong / batch.size}
+        torch.manual_seed(self.seed)
+        values["robustness"] = float(flatnas_r(net, batch, sigma=self.sigma, draws=self.draws,
+                                               eval_images=self.eval_images))
+        if self.mce:
+            from proxybench.data import load_images
+            from proxybench.evaluation import evaluate_ood
+
+            res = int(self.space.input_resolution(arch)) if hasattr(self.space, "input_resolution") else None
+            result = evaluate_ood(net, load_images(self.dataset, "test", data_dir=self.data_dir), resolution=res,
+                                  n_images=self.mce_images, seed=self.seed, device=self.device,
+                                  normalization=self.provider.normalization(self.dataset))
+            values["mce"] = float(result.mce)
+        return values
+
+    def measure(self, archs: Sequence[str]) -> Measured:
+        for arch in archs:
+            if arch in self._cache:
+                continue
+            try:
+                self._cache[arch] = self._one(arch)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed training is a failed candidate
+                self._cache[arch] = f"trained: {_first_line(exc)}"
+        return {a: self._cache[a] for a in archs}
+
+
+def describe_json(measure: Any) -> str:
+    return json.dumps(measure.describe(), sort_keys=True, default=str)
+
+
+class Evaluator:
+    """Routes every quantity to the measure that provides it and merges their results.
+
+    ``measure(archs, quantities)`` returns ``(values, seconds)``: ``values[arch]`` is a dict of
+    the asked quantities or an error message; ``seconds[arch]`` is the architecture's share of
+    the wall time of the measures that ran.
+    """
+
+    def __init__(self, measures: Sequence[Any]) -> None:
+        self.by_quantity: dict[str, Any] = {}
+        for m in measures:
+            for q in m.quantities:
+                self.by_quantity.setdefault(q, m)
+
+    def provides(self, quantity: str) -> bool:
+        return quantity in self.by_quantity
+
+    def measure(self, archs: Sequence[str], quantities: Sequence[str]) -> tuple[Measured, dict[str, float]]:
+        archs = list(dict.fromkeys(archs))
+        values: Measured = {a: {} for a in archs}
+        seconds = {a: 0.0 for a in archs}
+        missing = [q for q in quantities if q not in self.by_quantity]
+        if missing:
+            raise ProxybenchError(f"nothing measures {missing}; give the search a measure for them "
+                                  "(--truth for top1_error on NB201, or a TrainedMeasure)")
+        groups: dict[int, tuple[Any, list[str]]] = {}
+        for q in quantities:
+            m = self.by_quantity[q]
+            groups.setdefault(id(m), (m, []))[1].append(q)
+        for m, qs in groups.values():
+            todo = [a for a in archs if not isinstance(values[a], str)]
+            if not todo:
+                break
+            started = time.perf_counter()
+            got = m.measure(todo)
+            share = (time.perf_counter() - started) / len(todo)
+            for a in todo:
+                seconds[a] += share
+                result = got[a]
+                if isinstance(result, str):
+                    values[a] = result
+                else:
+                    values[a].update({q: result[q] for q in qs})  # type: ignore[union-attr]
+        return values, seconds
