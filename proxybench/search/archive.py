@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from proxybench.errors import StoreError
 from proxybench.search.problem import FLATNAS_COLUMNS
+from proxybench.store.atomic import write_parquet_atomically
 
 __all__ = ["ITERATION_KEY", "ITERATION_SCHEMA", "RUN_KEY", "Archive", "archive_schema", "write_json_atomically"]
 
@@ -89,18 +90,6 @@ def archive_schema(objectives: Sequence[str]) -> pa.Schema:
     extra = [pa.field(f"obj_{n}", pa.float64()) for n in objectives]
     extra += [pa.field(f"pred_{n}", pa.float64()) for n in objectives]
     return pa.schema(_BASE + extra)
-
-
-def _write_atomically(table: pa.Table, path: Path, metadata: Mapping[str, str]) -> None:
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from None
 
 
 def write_json_atomically(data: Any, path: Path) -> None:
@@ -176,7 +165,7 @@ class Archive:
         if path.exists():
             raise StoreError(f"{path} exists: iteration {iteration} was written already")
         table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in self.schema} for r in rows], schema=self.schema)
-        _write_atomically(table, path, {RUN_KEY: json.dumps(self.run_settings, sort_keys=True, default=str),
+        write_parquet_atomically(table, path, {RUN_KEY: json.dumps(self.run_settings, sort_keys=True, default=str),
                                         ITERATION_KEY: json.dumps(list(stats), sort_keys=True, default=str)})
         return path
 
@@ -194,7 +183,7 @@ class Archive:
         table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in ITERATION_SCHEMA} for r in rows],
                                      schema=ITERATION_SCHEMA)
         path = self.run_dir / "iterations.parquet"
-        _write_atomically(table, path, {RUN_KEY: json.dumps(self.run_settings, sort_keys=True, default=str)})
+        write_parquet_atomically(table, path, {RUN_KEY: json.dumps(self.run_settings, sort_keys=True, default=str)})
         return path
 
     def mark_selected(self, labels: Mapping[int, str]) -> None:
@@ -212,4 +201,4 @@ class Archive:
                                      pa.array(selected, pa.bool_()))
             table = table.set_column(table.schema.get_field_index("arch_label"), self.schema.field("arch_label"),
                                      pa.array(names, pa.string()))
-            _write_atomically(table, p, {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW:")})
+            write_parquet_atomically(table, p, {k.decode(): v.decode() for k, v in meta.items() if not k.startswith(b"ARROW:")})

@@ -32,13 +32,11 @@ Each file also carries its provenance in the Parquet key-value metadata
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from proxybench.errors import StoreError
+from proxybench.store.atomic import write_parquet_atomically
 
 __all__ = [
     "TRUTH_SCHEMA",
@@ -72,24 +70,3 @@ METADATA_PREFIX = "proxybench.truth."
 def truth_dir(out: str | os.PathLike[str]) -> Path:
     """``<out>/truth``: where truth files go (the ``truth`` view reads ``truth/*.parquet``)."""
     return Path(out) / "truth"
-
-
-def write_parquet_atomically(table: pa.Table, path: Path, metadata: Mapping[str, str]) -> None:
-    """Write ``table`` with ``metadata`` to ``path`` through a temporary file and a rename.
-
-    An import that is interrupted never leaves a half-written file that the ``*.parquet``
-    glob would pick up, and importing the same source again replaces its file instead of
-    adding a second copy of every row.
-
-    Raises:
-        StoreError: The directory cannot be created or written.
-    """
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from None
