@@ -42,3 +42,27 @@ def write(path, rows, schema):
     return path
 
 
+def journal_lines(out) -> int:
+    """Rows a running scorer has journaled under ``out/scores`` (a journal may vanish as it rolls)."""
+    from pathlib import Path
+
+    lines = 0
+    for journal in (Path(out) / "scores").glob("journal-*.jsonl"):
+        try:
+            lines += journal.read_text().count("\n")
+        except FileNotFoundError:
+            pass
+    return lines
+
+
+def isolate_data_env(monkeypatch, tmp_path) -> None:
+    """No test may read the user's data/cache folders or reach the network."""
+    from proxybench.data import sources
+
+    monkeypatch.delenv("PROXYBENCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("PROXYBENCH_CACHE_DIR", str(tmp_path / "cache"))
+
+    def no_network(dataset, target) -> None:
+        raise AssertionError("a test tried to download")
+
+    monkeypatch.setattr(sources, "_download_torchvision", no_network)

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from builders import isolate_data_env
 import torch
 from PIL import Image
 
@@ -49,13 +50,7 @@ STD = (0.25, 0.25, 0.25)
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test may read the user's data/cache folders or reach the network."""
-    monkeypatch.delenv("PROXYBENCH_DATA_DIR", raising=False)
-    monkeypatch.setenv("PROXYBENCH_CACHE_DIR", str(tmp_path / "cache"))
-
-    def no_network(dataset: str, target: Path) -> None:
-        raise AssertionError("a test tried to download")
-
-    monkeypatch.setattr(sources, "_download_torchvision", no_network)
+    isolate_data_env(monkeypatch, tmp_path)
 
 
 def memory_source(images: np.ndarray, labels: np.ndarray, num_classes: int = 10) -> ImageSource:

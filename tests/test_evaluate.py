@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from builders import isolate_data_env
 import torch
 from click.testing import CliRunner
 from PIL import Image
 from proxybench_cli.evaluate_commands import evaluate
 
-from proxybench.data import sources
 from proxybench.data.corruptions import corrupt
 from proxybench.data.sources import CIFAR10_CLASSES, ImageSource
 from proxybench.errors import InvalidSettingError
@@ -24,13 +24,7 @@ MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("PROXYBENCH_DATA_DIR", raising=False)
-    monkeypatch.setenv("PROXYBENCH_CACHE_DIR", str(tmp_path / "cache"))
-
-    def no_network(dataset: str, target: Path) -> None:
-        raise AssertionError("a test tried to download")
-
-    monkeypatch.setattr(sources, "_download_torchvision", no_network)
+    isolate_data_env(monkeypatch, tmp_path)
 
 
 def memory_source(images: np.ndarray, labels: np.ndarray) -> ImageSource:

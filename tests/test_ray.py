@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from builders import journal_lines
 from click.testing import CliRunner
 from proxybench_cli.main import cli
 
@@ -180,13 +181,7 @@ def _chunk_processes() -> list[int]:
 
 
 def _journaled(out: Path) -> int:
-    lines = 0
-    for journal in (out / "scores").glob("journal-*.jsonl"):
-        try:
-            lines += journal.read_text().count("\n")
-        except FileNotFoundError:
-            pass
-    return lines
+    return journal_lines(out)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from builders import journal_lines
 
 from proxybench import scoring
 from proxybench.errors import ProxybenchError
@@ -237,13 +238,10 @@ def _children(pid: int) -> list[int]:
 
 
 def _journaled(out: Path) -> int:
-    lines = 0
-    for journal in (out / "scores").glob("journal-*.jsonl"):
-        try:
-            lines += journal.read_text().count("\n")
-        except FileNotFoundError:
-            pass
-    return lines + len(list((out / "scores").glob("part-*.parquet"))) if (out / "scores").is_dir() else 0
+    """Journaled rows plus rolled parts: grows while any worker makes progress."""
+    if not (out / "scores").is_dir():
+        return 0
+    return journal_lines(out) + len(list((out / "scores").glob("part-*.parquet")))
 
 
 def _wait(predicate, timeout=60.0):
