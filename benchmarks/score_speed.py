@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import tempfile
 import time
@@ -45,6 +46,13 @@ def floor_seconds(archs: list[str], data_dir: str | None, batch_size: int, seed:
         loss.backward()
         times.append(time.perf_counter() - start)
     return times
+
+
+def _same_scores(a: list[dict], b: list[dict]) -> bool:
+    """Bit-identical scores and equal statuses (NaN rows, e.g. errors, compare equal)."""
+    def key(rows: list[dict]) -> dict:
+        return {(r["arch"], r["proxy"]): (r["status"], None if math.isnan(r["score"]) else r["score"]) for r in rows}
+    return key(a) == key(b)
 
 
 def timed_run(archs: list[str], args: argparse.Namespace, share: bool) -> tuple[float, list[dict]]:
@@ -75,8 +83,7 @@ def main() -> None:
     # dedup off in both runs: this measures seconds per *computed* architecture.
     naive_wall, naive_rows = timed_run(archs, args, share=False)
     shared_wall, shared_rows = timed_run(archs, args, share=True)
-    same = ({(r["arch"], r["proxy"]): r["score"] for r in naive_rows}
-            == {(r["arch"], r["proxy"]): r["score"] for r in shared_rows})
+    same = _same_scores(naive_rows, shared_rows)
     per_proxy: dict[str, list[float]] = {}
     for row in naive_rows:
         per_proxy.setdefault(row["proxy"], []).append(row["seconds"])

@@ -16,7 +16,7 @@ ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
     "|avg_pool_3x3~0|+|none~0|nor_conv_3x3~1|+|nor_conv_1x1~0|skip_connect~1|avg_pool_3x3~2|",
 ]
-SHARING = ["grad_norm", "snip", "plain", "fisher", "jacov", "epe_nas", "nwot"]
+SHARING = ["grad_norm", "snip", "plain", "fisher", "grasp", "jacov", "epe_nas", "nwot"]
 
 
 def _batch(seed: int = 0, n: int = 8) -> ProxyBatch:
@@ -43,14 +43,14 @@ def _scores(arch: str, cache: PassCache | None) -> dict[str, float]:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_shared_passes_give_identical_scores(arch):
     alone = _scores(arch, None)
-    # not told what is wanted: one loss pass, one Jacobian (nwot runs its own forward, uncached)
+    # not told what is wanted: one loss pass, one Jacobian (nwot and grasp run their own forward, uncached)
     separate = PassCache()
     assert _scores(arch, separate) == alone  # bit for bit: the same computation, done once
     assert separate.computed == 2 and separate.hits == 4
-    # told every pass the proxies declare: one shared forward serves all seven
+    # told every pass the proxies declare: one shared forward serves all eight, grasp's H g included
     bundled = PassCache(wanted={p for name in SHARING for p in get_proxy(name).passes})
     assert _scores(arch, bundled) == alone
-    assert bundled.computed == 1 and bundled.hits == 6
+    assert bundled.computed == 1 and bundled.hits == 7
 
 
 def test_passes_do_not_cross_variants_or_leak_outside_a_block():
@@ -83,3 +83,18 @@ def test_engine_scores_are_identical_with_and_without_shared_passes(tmp_path, da
     shared_rows = run(tmp_path / "shared", True)
     alone_rows = run(tmp_path / "alone", False)
     assert len(shared_rows) == len(ARCHS) * len(SHARING) and shared_rows == alone_rows
+
+
+def test_grasp_at_another_temperature_computes_its_own_hessian_product():
+    arch = ARCHS[0]
+    torch.manual_seed(0)
+    base = NB201Space().build(arch, 10)
+    base.train()
+    grasp = get_proxy("grasp")
+    alone = grasp.fn(copy.deepcopy(base), _batch(), temperature=2.0)
+    cache = PassCache(wanted={p for name in SHARING for p in get_proxy(name).passes})
+    with sharing(cache, variant="default"):
+        at_one = grasp.fn(copy.deepcopy(base), _batch())
+        at_two = grasp.fn(copy.deepcopy(base), _batch(), temperature=2.0)
+    assert at_two == alone and at_two != at_one
+

@@ -1,16 +1,20 @@
-"""One forward of the batch serving the loss pass, the input Jacobian and NWOT's codes at once.
+"""One forward of the batch serving the loss pass, grasp's Hessian-vector product, the input
+Jacobian and NWOT's codes at once.
 
-grad_norm, snip, plain and fisher need the loss backward (``loss_backward``), jacov and
-epe_nas the input Jacobian (``input_grad``), nwot the ReLU codes of a forward (``forward``).
-All three start with the same forward of the same network on the same batch, so when more
-than one is wanted in a run (the engine tells the :class:`~proxybench.proxies.passes.PassCache`
-what its proxies declare) they share it: one forward with the input requiring a gradient,
-fisher's and NWOT's hooks in place; the loss backward to the weights (keeping the graph);
-fisher's hooks detached; then the backward of the summed logits to the input.
+grad_norm, snip, plain and fisher need the loss backward (``loss_backward``), grasp the same
+backward built as a graph and differentiated again (``hvp``), jacov and epe_nas the input
+Jacobian (``input_grad``), nwot the ReLU codes of a forward (``forward``). All start with
+the same forward of the same network on the same batch, so when more than one is wanted in
+a run (the engine tells the :class:`~proxybench.proxies.passes.PassCache` what its proxies
+declare) they share it: one forward with the input requiring a gradient, fisher's and
+NWOT's hooks in place; the loss backward to the weights (keeping the graph, and with
+``create_graph`` when grasp is wanted); fisher's hooks detached; the backward of the summed
+logits to the input; last, grasp's second backward ``d(g_detached · g)/dW = H g``.
 
 Every number equals what the separate passes compute (``tests/test_passes.py`` compares
 the scores bit for bit): the forward values do not depend on whether the input requires a
-gradient, and the two backward passes are the same computations as before, in sequence.
+gradient, a backward with ``create_graph`` computes the same gradients as one without, and
+the backward passes are the same computations as before, in sequence.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ from torch import nn
 
 from proxybench.batch import ProxyBatch
 from proxybench.proxies.activation import NwotKernel, jacobian_of
-from proxybench.proxies.gradient import FisherRecorder, LossPass, loss_gradients
+from proxybench.proxies.gradient import FisherRecorder, LossPass, hessian_times_gradient, loss_gradients
 from proxybench.proxies.passes import shared, wanted_passes
 
 __all__ = ["BUNDLED", "ForwardBundle", "bundled", "forward_bundle"]
 
 #: The passes one shared forward can serve.
-BUNDLED = ("loss_backward", "input_grad", "forward")
+BUNDLED = ("loss_backward", "hvp", "input_grad", "forward")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ForwardBundle:
     loss: LossPass | None
     jacobian: tuple[torch.Tensor, int] | None
     nwot_kernel: torch.Tensor | None
+    hessian_gradient: list[torch.Tensor] | None = None  # H g per weight (grasp), detached
 
 
 def bundled(part: str) -> bool:
@@ -55,6 +60,8 @@ def forward_bundle(net: nn.Module, batch: ProxyBatch) -> ForwardBundle:
 
 def _compute(net: nn.Module, batch: ProxyBatch, parts: frozenset[str]) -> ForwardBundle:
     want_loss, want_jac, want_codes = ("loss_backward" in parts, "input_grad" in parts, "forward" in parts)
+    want_hvp = "hvp" in parts
+    want_loss = want_loss or want_hvp
     x = batch.inputs.detach().clone().requires_grad_(want_jac)
     recorder = FisherRecorder(net) if want_loss else None
     codes = NwotKernel(net, batch.size, required=False) if want_codes else None
@@ -66,9 +73,12 @@ def _compute(net: nn.Module, batch: ProxyBatch, parts: frozenset[str]) -> Forwar
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"{type(net).__name__} returned {type(y).__name__}; proxies need the logits tensor")
         loss = None
+        graph_grads: list[torch.Tensor] = []
         if recorder is not None:
-            grads = loss_gradients(net, y, batch, retain_graph=want_jac)
+            graph_grads = loss_gradients(net, y, batch, retain_graph=want_jac or want_hvp, create_graph=want_hvp)
             recorder.stop()
-            loss = LossPass(grads=grads, fisher=recorder.fisher)
-    jacobian = jacobian_of(x, y) if want_jac else None
-    return ForwardBundle(loss=loss, jacobian=jacobian, nwot_kernel=codes.kernel if codes is not None else None)
+            loss = LossPass(grads=[g.detach() for g in graph_grads], fisher=recorder.fisher)
+    jacobian = jacobian_of(x, y, retain_graph=want_hvp) if want_jac else None
+    hessian_gradient = hessian_times_gradient(net, graph_grads) if want_hvp else None
+    return ForwardBundle(loss=loss, jacobian=jacobian, nwot_kernel=codes.kernel if codes is not None else None,
+                         hessian_gradient=hessian_gradient)

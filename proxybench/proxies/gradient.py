@@ -154,12 +154,31 @@ class FisherRecorder:
         self.fisher[slot] = value if previous is None else previous + value
 
 
-def loss_gradients(net: nn.Module, logits: torch.Tensor, batch: ProxyBatch, retain_graph: bool = False
-                   ) -> list[torch.Tensor]:
-    """Detached ``dL/dW`` of the cross-entropy of ``logits`` (a forward of ``net``) for every weight."""
+def loss_gradients(net: nn.Module, logits: torch.Tensor, batch: ProxyBatch, retain_graph: bool = False,
+                   create_graph: bool = False) -> list[torch.Tensor]:
+    """``dL/dW`` of the cross-entropy of ``logits`` (a forward of ``net``) for every weight.
+
+    Detached, unless ``create_graph``: then each gradient is a graph that can be
+    differentiated again (:func:`hessian_times_gradient`); its values are the same.
+    """
     weights = _weights(net)
     loss = F.cross_entropy(logits, batch.targets)
-    return [g.detach() for g in _grads(loss, weights, retain_graph=retain_graph)]
+    grads = _grads(loss, weights, retain_graph=retain_graph, create_graph=create_graph)
+    return grads if create_graph else [g.detach() for g in grads]
+
+
+def hessian_times_gradient(net: nn.Module, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``H g`` per Conv2d/Linear weight, from gradients ``g`` built with ``create_graph=True``.
+
+    The gradient of ``g_detached · g`` with respect to the weights (a Hessian-vector product:
+    no Hessian is formed). A weight off every path to the loss has a constant zero gradient
+    (no graph) and gets ``H g = 0``; so do all weights when nothing in the loss depends on one.
+    """
+    weights = _weights(net)
+    terms = [(g.detach() * g).sum() for g in grads if g.requires_grad]
+    if not terms:
+        return [torch.zeros_like(w) for w in weights]
+    return [h.detach() for h in _grads(sum(terms), weights)]
 
 
 def _compute_loss_pass(net: nn.Module, batch: ProxyBatch) -> LossPass:
@@ -268,7 +287,9 @@ def grasp(net: nn.Module, batch: ProxyBatch, temperature: float = 1.0) -> float:
     zero-cost-nas and NASLib ``measures/grasp.py`` defaults: ``T = 1``, one iteration
     (``num_iters = 1``), whole batch; ``H g`` is the gradient of ``g_detached · dL/dW``
     (a Hessian-vector product, no Hessian is formed). The references run two forward passes
-    of the same batch; one is used here, which gives the same ``g`` and ``H g``.
+    of the same batch; one is used here, which gives the same ``g`` and ``H g``, and with
+    ``T = 1`` it is the forward and loss backward shared with the other gradient proxies
+    (:mod:`proxybench.proxies.bundle`), so grasp adds only the second backward.
 
     Sign and orientation: GraSP (Wang et al. 2020, arXiv:2002.07376) scores ``S = -W ⊙ Hg``
     and *removes* the weights with the highest ``S``. Both references return the same
@@ -276,13 +297,14 @@ def grasp(net: nn.Module, batch: ProxyBatch, temperature: float = 1.0) -> float:
     with this metric, so we add -ve sign"), and the published NAS-Bench-201 correlations
     (rho .51 CIFAR-10, Abdelfattah et al. 2021) use that reading; so does this registration.
     """
+    from proxybench.proxies.bundle import bundled, forward_bundle
+
     weights = _weights(net)
-    loss = _loss(net, batch, temperature)
-    grad_f = _grads(loss, weights, create_graph=True)
-    # A weight off every path to the loss has a constant zero gradient (no graph): skip it.
-    z = sum((gf.detach() * gf).sum() for gf in grad_f if gf.requires_grad)
-    if not isinstance(z, torch.Tensor):  # nothing in the loss depends on any weight
-        return 0.0
-    hg = _grads(z, weights)
+    if temperature == 1.0 and bundled("hvp"):
+        hg = forward_bundle(net, batch).hessian_gradient
+        assert hg is not None
+    else:
+        grad_f = _grads(_loss(net, batch, temperature), weights, create_graph=True)
+        hg = hessian_times_gradient(net, grad_f)
     with torch.no_grad():
         return sum_layer_values(-w * h for w, h in zip(weights, hg))
