@@ -11,7 +11,8 @@ import click
 
 from proxybench.errors import ProxybenchError
 
-__all__ = ["CONTEXT_SETTINGS", "library_errors", "data_dir_option", "seed_option", "emit"]
+__all__ = ["CONTEXT_SETTINGS", "library_errors", "data_dir_option", "seed_option", "space_options", "emit",
+           "parse_resolutions", "space_options_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +46,45 @@ def data_dir_option(fn: F) -> F:
 
 def seed_option(fn: F) -> F:
     return click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the preset's).")(fn)
+
+
+def space_options(fn: F) -> F:
+    """``--resolution``, ``--supernet-weights`` and ``--random-init`` (options of the ``ofa`` space)."""
+    fn = click.option("--random-init", is_flag=True, default=False,
+                      help="OFA without supernet weights: continue with an untrained, randomly initialised "
+                      "supernet (recorded in every row and in the run's metadata).")(fn)
+    fn = click.option("--supernet-weights", default=None, metavar="PATH|zoo",
+                      help="OFA supernet weights: a state dict of ofa_mbv3_d234_e346_k357_w1.0, or 'zoo' to "
+                      "download them from the ofa model zoo (once, into torch's hub directory).")(fn)
+    return click.option("--resolution", "resolution", default=None, metavar="MIN:MAX:STEP|R1,R2,...",
+                        help="OFA input resolutions the resolution gene indexes [default: 128:224:4]; small ones "
+                        "(e.g. 32:64:16) make CPU runs cheap.")(fn)
+
+
+def parse_resolutions(text: str) -> list[int]:
+    """``"128:224:4"`` (inclusive) or ``"32,48,64"`` as a list of ints; a one-line error otherwise."""
+    try:
+        if ":" in text:
+            low, high, step = (int(v) for v in text.split(":"))
+            if step < 1 or high < low:
+                raise ValueError
+            return list(range(low, high + 1, step))
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: write MIN:MAX:STEP (e.g. 128:224:4) or a list (e.g. 32,48,64)",
+                                 param_hint="--resolution") from None
+
+
+def space_options_from(resolution: str | None, supernet_weights: str | None, random_init: bool) -> dict[str, Any]:
+    """The ``space_options`` of the library's calls for the flags of :func:`space_options` (unset ones left out)."""
+    options: dict[str, Any] = {}
+    if resolution is not None:
+        options["resolutions"] = parse_resolutions(resolution)
+    if supernet_weights is not None:
+        options["supernet_weights"] = supernet_weights
+    if random_init:
+        options["random_init"] = True
+    return options
 
 
 def emit(text: str, output: Path | None, written: str) -> None:

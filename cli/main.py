@@ -10,7 +10,14 @@ import click
 
 import proxybench
 from proxybench.errors import ProxybenchError
-from proxybench_cli._options import CONTEXT_SETTINGS, data_dir_option, library_errors, seed_option
+from proxybench_cli._options import (
+    CONTEXT_SETTINGS,
+    data_dir_option,
+    library_errors,
+    seed_option,
+    space_options,
+    space_options_from,
+)
 from proxybench_cli.correlate_commands import correlate as correlate_command
 from proxybench_cli.evaluate_commands import evaluate as evaluate_command
 from proxybench_cli.search_commands import search as search_group
@@ -186,13 +193,15 @@ def read_arch_file(path: Path) -> list[str]:
               help="Proxies that need the same pass share it (grad_norm/snip/plain/fisher one loss pass, "
               "jacov/epe_nas one input Jacobian); scores are identical either way. --no-share-passes runs each "
               "proxy on its own passes, as the references do (for speed comparisons).")
+@space_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @library_errors
 def score_command(
     space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
     preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
     resume: bool, no_download: bool, threads: int | None, dedup: bool, shard: str | None, workers: int,
-    executor: str, ray_address: str | None, weights: str, share_passes: bool, quiet: bool,
+    executor: str, ray_address: str | None, weights: str, share_passes: bool, resolution: str | None,
+    supernet_weights: str | None, random_init: bool, quiet: bool,
 ) -> None:
     """Score architectures with proxies and append the rows to OUT/scores/*.parquet.
 
@@ -219,7 +228,8 @@ def score_command(
                                        ("--archs", archs_file is not None)) if given]
     if len(chosen) > 1:
         raise click.UsageError(f"choose one of --sample, --all, --archs (got {' and '.join(chosen)})")
-    space = get_space(space_name)
+    options = space_options_from(resolution, supernet_weights, random_init)
+    space = get_space(space_name, **options)
     if all_archs:
         archs = list(space)
     elif archs_file is not None:
@@ -232,6 +242,7 @@ def score_command(
         batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
         progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
         workers=workers, share_passes=share_passes, executor=executor, ray_address=ray_address, weights=weights,
+        space_options=options,
     )
     click.echo(str(summary))
 

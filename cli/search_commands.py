@@ -9,13 +9,34 @@ from pathlib import Path
 from typing import Any
 
 import click
-from proxybench_cli._options import CONTEXT_SETTINGS, data_dir_option, library_errors
+from proxybench_cli._options import (
+    CONTEXT_SETTINGS,
+    data_dir_option,
+    library_errors,
+    space_options,
+    space_options_from,
+)
 
 __all__ = ["search"]
 
 
 def _drop_none(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def trained_spec(*, epochs: float | None = None, optimizer: str | None = None, train_size: int | None = None,
+                 val_size: int | None = None) -> str:
+    """The FlatNAS evaluator's weights spec for the command's flags (unset ones: the defaults of
+    ``proxybench.search.loop.DEFAULT_TRAINED``: adaptive SAM, rho 2, 5 epochs)."""
+    optimizer = optimizer or "asam"
+    parts = [f"train:{optimizer}", f"epochs={epochs if epochs is not None else 5:g}"]
+    if optimizer == "asam":
+        parts.append("rho=2")
+    if train_size is not None:
+        parts.append(f"train_images={train_size}")
+    if val_size is not None:
+        parts.append(f"holdout={val_size}")
+    return ",".join(parts)
 
 
 @click.group(name="search", context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
@@ -56,6 +77,17 @@ def _drop_none(**kwargs: Any) -> dict[str, Any]:
               help="NB201 ground truth (the benchmark CSV, a truth Parquet or directory): imported into OUT/truth; "
               "gives top1_error as an objective and the picks' true accuracy in 'search report'.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads for proxy scoring.")
+@space_options
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="FlatNAS evaluator (objectives top1_error, robustness, f_ar, mce): fine-tuning epochs per "
+              "candidate. [default: 5, as CNAS]")
+@click.option("--optimizer", type=click.Choice(["sgd", "sam", "asam"]), default=None,
+              help="FlatNAS evaluator's optimizer (asam: adaptive SAM, rho 2). [default: asam]")
+@click.option("--train-size", type=click.IntRange(min=1), default=None,
+              help="FlatNAS evaluator: train on the first N training images only (small CPU runs). [default: all]")
+@click.option("--val-size", type=click.IntRange(min=1), default=None,
+              help="FlatNAS evaluator: validation images held out of the training split (never the test set); "
+              "error and R(x, sigma) are measured on them. [default: 1280 of 5000 held out]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @click.pass_context
 @library_errors
@@ -64,7 +96,8 @@ def search(ctx: click.Context, space_name: str | None, objectives: str | None, n
            surrogate: str | None, expensive: str | None, top_k: int | None, pop_size: int | None,
            generations: int | None, dataset: str | None, data_dir: Path | None, batch_size: int | None,
            preset: str | None, device: str | None, weights: str | None, truth: Path | None, threads: int | None,
-           quiet: bool) -> None:
+           resolution: str | None, supernet_weights: str | None, random_init: bool, epochs: float | None,
+           optimizer: str | None, train_size: int | None, val_size: int | None, quiet: bool) -> None:
     """Search a space with surrogate-assisted NSGA-II and write the archive and the top-k picks.
 
     Every evaluated architecture goes to OUT/archive/iter-NNNN.parquet (one part per
@@ -77,6 +110,7 @@ def search(ctx: click.Context, space_name: str | None, objectives: str | None, n
           --per-iteration 4 --seed 0 --out RUN --data-dir ~/data
       proxybench search --out RUN --objectives synflow,flops --resume
       proxybench search report RUN --truth nats_bench_tss_200ep.csv
+      proxybench search --space ofa --objectives f_ar,f_cp --supernet-weights zoo --out RUN   # FlatNAS
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -91,6 +125,12 @@ def search(ctx: click.Context, space_name: str | None, objectives: str | None, n
                         preset=preset, device=device, weights=weights, truth=truth, threads=threads)
     if expensive:
         kwargs["expensive"] = [s.strip() for s in expensive.split(",") if s.strip()]
+    kwargs["space_options"] = space_options_from(resolution, supernet_weights, random_init)
+    if any(v is not None for v in (epochs, optimizer, train_size, val_size)):
+        kwargs["trained"] = trained_spec(epochs=epochs, optimizer=optimizer, train_size=train_size,
+                                         val_size=val_size)
+    if val_size is not None:
+        kwargs["eval_images"] = val_size
     result = run_search(objectives=objectives, resume=resume, log=log, **kwargs)
     click.echo(str(result))
 
@@ -103,18 +143,65 @@ def search(ctx: click.Context, space_name: str | None, objectives: str | None, n
               help="Truth dataset. [default: the run's]")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="Output format.")
+@click.option("--plot/--no-plot", default=True, show_default=True,
+              help="Write RUN/pareto.png: the candidates by iteration, the non-dominated front and the picks.")
+@click.option("--ood", is_flag=True,
+              help="Train each pick with --weights and add its clean error and mCE on corrupted test images "
+              "(ood_clean_error, ood_mce, ood_mce_sum); also written to RUN/ood.parquet.")
+@click.option("--weights", default=None, metavar="SPEC",
+              help="With --ood (required): the picks' weights, e.g. train:sgd,steps=50 (the picks' own recipe is "
+              "a full training).")
+@data_dir_option
+@click.option("--n-images", type=click.IntRange(min=1), default=None,
+              help="With --ood: test images per corruption. [default: 1000]")
+@click.option("--corruptions", default=None, metavar="NAMES",
+              help="With --ood: corruptions or groups (noise, blur, weather, digital), comma-separated. [default: all 15]")
+@click.option("--severities", default=None, metavar="1,..,5", help="With --ood: severities. [default: 1,2,3,4,5]")
+@click.option("--device", default=None, help="With --ood: cpu, cuda or cuda:N. [default: cpu]")
 @library_errors
-def report(run: Path, truth: Path | None, dataset: str | None, fmt: str) -> None:
+def report(run: Path, truth: Path | None, dataset: str | None, fmt: str, plot: bool, ood: bool, weights: str | None,
+           data_dir: Path | None, n_images: int | None, corruptions: str | None, severities: str | None,
+           device: str | None) -> None:
     """Print the picks of the search in RUN: objectives, cost and (with truth) true test accuracy.
+
+    Also draws RUN/pareto.png (unless --no-plot); with --ood, trains each pick briefly
+    (--weights) and adds its error on clean and corrupted test images.
 
     \b
     Example:
       proxybench search report RUN
       proxybench search report RUN --truth nats_bench_tss_200ep.csv --format csv
+      proxybench search report RUN --ood --weights train:sgd,steps=50 --n-images 500 --corruptions noise
     """
     from proxybench.search.loop import search_report
 
+    ood_only = {"--weights": weights, "--n-images": n_images, "--corruptions": corruptions,
+                "--severities": severities, "--device": device}
+    given = [flag for flag, value in ood_only.items() if value is not None]
+    if given and not ood:
+        raise click.UsageError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --ood")
+
     rows = search_report(run, truth=truth, dataset=dataset)
+    if ood:
+        from proxybench.search.report import evaluate_picks_ood
+
+        measured = evaluate_picks_ood(run, weights=weights, **_drop_none(
+            data_dir=data_dir, n_images=n_images, corruptions=corruptions, severities=severities, device=device))
+        by_label = {m["label"]: m for m in measured}
+        for r in rows:
+            m = by_label.get(r["label"], {})
+            # prefixed: the report's own mce column is the search's measurement (other settings)
+            r.update({"ood_clean_error": m.get("clean_error"), "ood_mce": m.get("mce"), "ood_mce_sum": m.get("mce_sum")})
+    _print_report(rows, fmt, run)
+    sys.stdout.flush()  # the csv writer buffers: the report first, then the stderr line
+    if plot:
+        from proxybench.search.report import plot_pareto
+
+        click.echo(f"Pareto plot written to {plot_pareto(run)}", err=True)
+
+
+def _print_report(rows: list[dict[str, Any]], fmt: str, run: Path) -> None:
+    """The picks as JSON, CSV or an aligned table (columns that are empty for every pick left out)."""
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
         return

@@ -43,3 +43,26 @@ class ProxyBatch:
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "ProxyBatch":
         """A copy on ``device`` with inputs cast to ``dtype`` (targets stay int64)."""
         return ProxyBatch(self.inputs.to(device=device, dtype=dtype), self.targets.to(device), self.num_classes)
+
+    def resized(self, resolution: int | None) -> "ProxyBatch":
+        """The images at ``resolution``² (bilinear, as :func:`resize_images`); itself when already there or None."""
+        if resolution is None or tuple(self.inputs.shape[-2:]) == (resolution, resolution):
+            return self
+        return ProxyBatch(resize_images(self.inputs, resolution), self.targets, self.num_classes)
+
+
+def resize_images(inputs: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Normalised ``(N, C, H, W)`` images resized to ``resolution``² (bilinear, no corner alignment).
+
+    For spaces whose architectures include the input resolution (OFA): the proxies and the
+    short trainings see the images at the architecture's resolution, as its evaluation does
+    (:mod:`proxybench.evaluation` resizes the uint8 images with PIL instead, then corrupts them).
+    """
+    return torch.nn.functional.interpolate(inputs, size=(int(resolution), int(resolution)), mode="bilinear",
+                                           align_corners=False)
+
+
+def input_resolution(space: object, arch: str) -> int | None:
+    """The input side ``arch`` of ``space`` expects, or None when the space has no such gene."""
+    fn = getattr(space, "input_resolution", None)
+    return int(fn(arch)) if callable(fn) else None

@@ -69,7 +69,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from proxybench.batch import ProxyBatch
+from proxybench.batch import ProxyBatch, input_resolution
 from proxybench.errors import ProxybenchError
 from proxybench.presets import Preset, get_preset
 from proxybench.proxies.passes import PassCache, sharing
@@ -210,6 +210,7 @@ def score_architectures(
     executor: str = "local",
     ray_address: str | None = None,
     weights: str | None = None,
+    space_options: Mapping[str, Any] | None = None,
 ) -> ScoreSummary:
     """Score ``archs`` with ``proxies`` and append the rows to ``<out>/scores/*.parquet``.
 
@@ -260,6 +261,10 @@ def score_architectures(
             torch threads (default 1) that writes straight into ``out``, which must be a
             shared file system reachable by every node (:mod:`proxybench.executors`).
             Needs ``pip install 'proxybench[ray]'``; ``workers`` must stay 1.
+        space_options: Options of the space (:func:`~proxybench.spaces.get_space`), e.g. for
+            ``ofa`` ``{"resolutions": [...], "supernet_weights": PATH, "random_init": False}``.
+            The configured space's :meth:`~proxybench.spaces.SearchSpace.settings` are part of
+            every row's settings (``space_settings``) and of the resume key.
         ray_address: With ``executor="ray"``: the cluster to connect to
             (``ray.init(address=...)``); None starts a local Ray instance for this run.
             A process already connected to Ray keeps its connection.
@@ -276,7 +281,7 @@ def score_architectures(
         ...                     data_dir="data", out="results")
     """
     started = time.perf_counter()
-    search_space = get_space(space)
+    search_space = get_space(space, **dict(space_options or {}))
     canonical = list(dict.fromkeys(search_space.parse(a) for a in archs))
     shard_spec = parse_shard(shard)
     if shard_spec is not None:
@@ -332,7 +337,7 @@ def score_architectures(
                       seed=seed, batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=True,
                       proxy_settings={k: dict(v) for k, v in (proxy_settings or {}).items()},
                       download=download, threads=per_worker, dedup=dedup, share_passes=share_passes,
-                      weights=weights)
+                      weights=weights, space_options=dict(space_options or {}))
         if executor == "ray":
             from proxybench.executors import run_ray
 
@@ -477,6 +482,8 @@ def _prepare(
     }
     if provider.settings:  # init has none; leaving the key out keeps init scores' hashes as they were
         run_settings["weights_settings"] = dict(provider.settings)
+    if search_space.settings():  # likewise for spaces without options (nb201)
+        run_settings["space_settings"] = search_space.settings()
     hashes = {
         spec.name: settings_hash({**run_settings, "proxy": spec.name, "proxy_settings": per_proxy[spec.name],
                                   "dtype": _dtype_of(spec)})
@@ -571,7 +578,8 @@ def _score_one(
     setup: _Setup | None = None,
 ) -> list[dict[str, Any]]:
     batch, batch_id = batches.batch_for(arch)
-    batch = batch.to(device)
+    resolution = input_resolution(space, arch)  # OFA: the architecture's own input size
+    batch = batch.to(device).resized(resolution)
     torch.manual_seed(seed)
     base = space.build(arch, num_classes)
     uid = space.uid(arch)
@@ -602,7 +610,7 @@ def _score_one(
             proxy_batch: ProxyBatch = batch.to(dtype=torch.float64) if dtype == "float64" else batch
             if "trained_weights" in spec.needs and setup is not None:
                 n_images = int(settings.get("eval_images", batch.size))
-                proxy_batch = setup.held_out(n_images).to(device)
+                proxy_batch = setup.held_out(n_images).to(device).resized(resolution)
                 row_batch_id = f"held-out:{n_images}"
             torch.manual_seed(seed)
             if cache is None:

@@ -69,6 +69,7 @@ from proxybench.search.measures import (
     CostMeasure,
     Evaluator,
     ProxyMeasure,
+    TrainedMeasure,
     TruthMeasure,
 )
 from proxybench.search.objectives import gamma_from_archive
@@ -105,12 +106,19 @@ __all__ = [
 
 DEFAULT_OUT = "search-results"
 
+#: The FlatNAS evaluator's default training: CNAS fine-tunes each candidate 5 epochs
+#: (``--n_epochs 5``), FlatNAS with adaptive SAM (ρ = 2) over SGD lr 0.1, momentum 0.9, batch 128.
+DEFAULT_TRAINED = "train:asam,rho=2,epochs=5"
+
+#: What the evaluator measures (objectives ``f_ar`` need the first two, ``mce`` the third).
+TRAINED_QUANTITIES = ("top1_error", "robustness", "mce")
+
 #: Seed purposes (the third element of :func:`derived_seed`'s key).
 _NSGA, _SURROGATE, _PAD, _FILL = 0, 1, 2, 3
 
 #: run.json keys that a resumed run must share with the stored run.
 _FIXED = ("space", "objectives", "n_start", "per_iteration", "seed", "surrogate", "pop_size", "generations",
-          "cv_folds", "dataset", "measures")
+          "cv_folds", "dataset", "measures", "space_settings")
 
 
 def derived_seed(seed: int, iteration: int, purpose: int, index: int = 0) -> int:
@@ -452,6 +460,9 @@ def run_search(
     threads: int | None = None,
     run_id: str | None = None,
     log: Callable[[str], None] | None = None,
+    space_options: Mapping[str, Any] | None = None,
+    trained: str | None = None,
+    eval_images: int = 1280,
 ) -> SearchResult:
     """Search ``space`` for architectures that minimise ``objectives``; see the module docstring.
 
@@ -484,6 +495,13 @@ def run_search(
         scores_out: Where proxy scores are cached (default ``out``); several runs with the same
             proxy settings may share one.
         run_id: Id of the run (default: UTC time and random hex); kept on resume.
+        space_options: Options of a registered space (:func:`~proxybench.spaces.get_space`;
+            OFA: ``resolutions``, ``supernet_weights``, ``random_init``), recorded in ``run.json``.
+        trained: Weights spec of the FlatNAS evaluator (a :class:`TrainedMeasure`), made when an
+            objective needs ``top1_error``, ``robustness`` or ``mce`` and no given measure
+            provides them; default :data:`DEFAULT_TRAINED` (CNAS: 5 epochs; adaptive SAM, ρ 2).
+            ``top1_error`` then comes from it, not from ``truth``.
+        eval_images: Held-out training images the evaluator measures error and R(x, σ) on.
         log: Called with one line per step (the CLI prints them on stderr).
 
     Returns:
@@ -502,7 +520,10 @@ def run_search(
 
     started = time.perf_counter()
     log = log or (lambda line: None)
-    search_space = space if isinstance(space, SearchSpace) else get_space(space)
+    options = dict(space_options or {})
+    if isinstance(space, SearchSpace) and options:
+        raise InvalidSettingError("give space_options with a space name, not with a SearchSpace instance")
+    search_space = space if isinstance(space, SearchSpace) else get_space(space, **options)
     space = search_space.name
     objs = resolve_objectives(objectives, expensive=expensive, settings=objective_settings)
     if surrogate != "auto" and surrogate not in SURROGATES:
@@ -530,9 +551,17 @@ def run_search(
     if proxies:
         measure_list.append(ProxyMeasure(space, proxies, out=scores_out or out, dataset=dataset, preset=preset,
                                          seed=score_seed, batch_size=batch_size, device=device, data_dir=data_dir,
-                                         weights=weights, threads=threads))
+                                         weights=weights, threads=threads, space_options=options))
     measure_list.append(CostMeasure(search_space, dataset))
     provided = {q for m in measure_list for q in m.quantities}
+    needed = {q for o in objs for q in o.quantities}
+    to_train = (needed & set(TRAINED_QUANTITIES)) - provided
+    # NB201 with truth and only top1_error wanted: the benchmark's accuracy (TruthMeasure, below)
+    if to_train and not (to_train == {"top1_error"} and truth_paths and trained is None):
+        measure_list.append(TrainedMeasure(search_space, trained or DEFAULT_TRAINED, dataset=dataset,
+                                           data_dir=data_dir, device=device, seed=score_seed or 0,
+                                           eval_images=eval_images, mce="mce" in needed))
+        provided = {q for m in measure_list for q in m.quantities}
     if "top1_error" in {q for o in objs for q in o.quantities} - provided and truth_paths:
         measure_list.append(TruthMeasure(truth_paths, dataset))
     evaluator = Evaluator(measure_list)
@@ -547,6 +576,7 @@ def run_search(
         "iterations": iterations, "per_iteration": per_iteration, "seed": int(seed), "surrogate": surrogate,
         "top_k": top_k, "pop_size": pop_size, "generations": generations, "cv_folds": cv_folds, "dataset": dataset,
         "measures": [m.describe() for m in measure_list], "truth": truth_paths,
+        "space_settings": search_space.settings() or None,
         "proxybench_version": __version__,
     }
     if stored is not None:

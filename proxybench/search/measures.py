@@ -41,6 +41,8 @@ __all__ = [
     "ProxyMeasure",
     "TrainedMeasure",
     "TruthMeasure",
+    "build_trained",
+    "measure_ood",
     "read_truth_accuracy",
 ]
 
@@ -114,12 +116,16 @@ class ProxyMeasure:
     def __init__(self, space: str, proxies: Sequence[str], *, out: str | Path, dataset: str = "cifar10",
                  preset: str | None = None, seed: int | None = None, batch_size: int | None = None,
                  device: str | None = "cpu", data_dir: str | Path | None = None, weights: str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, space_options: Mapping[str, Any] | None = None) -> None:
         from proxybench.presets import get_preset
         from proxybench.proxies.registry import get_proxy
 
+        from proxybench.spaces import get_space
+
         chosen = get_preset(preset)
         self.space = space
+        self.space_options = dict(space_options or {})
+        self.space_settings = get_space(space, **self.space_options).settings() or None
         self.quantities = tuple(proxies)
         self.out = Path(out)
         self.dataset = dataset
@@ -140,7 +146,7 @@ class ProxyMeasure:
     def describe(self) -> dict[str, Any]:
         return {"measure": "proxies", "proxies": list(self.quantities), "dataset": self.dataset,
                 "preset": self.preset, "seed": self.seed, "batch_size": self.batch_size, "device": self.device,
-                "weights": self.weights, "scores_out": str(self.out)}
+                "weights": self.weights, "scores_out": str(self.out), "space_settings": self.space_settings}
 
     def _weights_of(self, proxy: str) -> str:
         return (self.weights or "init") if proxy in self.trained else "init"
@@ -151,6 +157,8 @@ class ProxyMeasure:
                     or int(r["seed"]) != self.seed or int(r["batch_size"]) != self.batch_size
                     or r["preset"] != self.preset):
                 continue
+            if json.loads(r["settings"]).get("space_settings") != self.space_settings:
+                continue  # another configuration of the space (resolutions, supernet weights)
             if self._weights_of(r["proxy"]) == "init" and r["weights"] != "init":
                 continue
             if self._weights_of(r["proxy"]) != "init" and r["weights"] == "init":
@@ -176,7 +184,7 @@ class ProxyMeasure:
         score_architectures(archs, space=self.space, proxies=proxies, dataset=self.dataset, preset=self.preset,
                             seed=self.seed, batch_size=self.batch_size, device=self.device, data_dir=self.data_dir,
                             out=self.out, resume=True, progress=False, dedup=False, run_id=run_id,
-                            weights=weights, threads=self.threads)
+                            weights=weights, threads=self.threads, space_options=self.space_options)
         import pyarrow.parquet as pq
 
         from proxybench.store.schema import SCORES_SCHEMA
@@ -259,6 +267,50 @@ class TruthMeasure:
         return {"measure": "truth", "truth": self.truth, "dataset": self.dataset, "metric": self.metric}
 
 
+def build_trained(space: Any, arch: str, provider: Any, dataset: str, *, data_dir: str | Path | None = None,
+                  seed: int = 0, device: str | None = "cpu") -> Any:
+    """``space.build(arch)`` under ``torch.manual_seed(seed)``, given ``provider``'s weights.
+
+    Shared by :class:`TrainedMeasure` and :func:`proxybench.search.report.evaluate_picks_ood`
+    so that a pick is trained from the same initial weights in the search and in its report:
+    the ``train`` provider's cache key assumes the network was built under the same seed, so
+    both then share one cached training.
+    """
+    import torch
+
+    torch.manual_seed(int(seed))
+    net = space.build(arch, _NUM_CLASSES.get(dataset, 10))
+    return provider.prepare(net, arch, space, dataset, data_dir=data_dir, seed=int(seed), device=device)
+
+
+def measure_ood(net: Any, space: Any, arch: str, provider: Any, dataset: str, *,
+                data_dir: str | Path | None = None, n_images: int = 1000, seed: int = 0,
+                device: str | None = "cpu", corruptions: str | Sequence[str] | None = None,
+                severities: str | Sequence[int] | None = None, source: Any = None,
+                label: str | None = None) -> Any:
+    """Clean error and CE/mCE of ``net`` on ``dataset``'s test images (an :class:`~proxybench.evaluation.OODResult`).
+
+    The images are resized to the space's ``input_resolution(arch)`` when it has one and
+    normalised as ``provider`` trained (its ``normalization(dataset)``; providers without one
+    get :func:`~proxybench.evaluation.evaluate_ood`'s default), so the network sees corrupted
+    images the way it saw training images. ``source`` reuses already opened test images
+    (several networks in a row); ``label`` defaults to ``arch``.
+    """
+    from proxybench.evaluation import evaluate_ood
+
+    if source is None:
+        from proxybench.data import load_images
+
+        source = load_images(dataset, "test", data_dir=data_dir)
+    res = int(space.input_resolution(arch)) if hasattr(space, "input_resolution") else None
+    norm = provider.normalization(dataset) if hasattr(provider, "normalization") else None
+    describe = getattr(provider, "describe", None)
+    return evaluate_ood(net, source, resolution=res, corruptions=corruptions, severities=severities,
+                        n_images=n_images, seed=seed, device=device, normalization=norm,
+                        label=label if label is not None else arch,
+                        settings={"weights": describe()} if callable(describe) else None)
+
+
 class TrainedMeasure:
     """Train each candidate with a weights provider, then measure error, R(x, σ) and optionally mCE.
 
@@ -298,13 +350,13 @@ class TrainedMeasure:
     def _one(self, arch: str) -> dict[str, float]:
         import torch
 
+        from proxybench.batch import input_resolution
         from proxybench.proxies.flatness import flatnas_r
 
-        torch.manual_seed(self.seed)
-        net = self.space.build(arch, _NUM_CLASSES.get(self.dataset, 10))
-        net = self.provider.prepare(net, arch, self.space, self.dataset, data_dir=self.data_dir, seed=self.seed,
-                                    device=self.device)
-        batch = self.provider.held_out_batch(self.dataset, self.data_dir, self.eval_images).to(self.device)
+        net = build_trained(self.space, arch, self.provider, self.dataset, data_dir=self.data_dir, seed=self.seed,
+                            device=self.device)
+        batch = (self.provider.held_out_batch(self.dataset, self.data_dir, self.eval_images).to(self.device)
+                 .resized(input_resolution(self.space, arch)))
         net.eval()
         with torch.no_grad():
             wrong = sum(int((net(batch.inputs[i:i + 256]).argmax(1) != batch.targets[i:i + 256]).sum())
@@ -314,13 +366,8 @@ class TrainedMeasure:
         values["robustness"] = float(flatnas_r(net, batch, sigma=self.sigma, draws=self.draws,
                                                eval_images=self.eval_images))
         if self.mce:
-            from proxybench.data import load_images
-            from proxybench.evaluation import evaluate_ood
-
-            res = int(self.space.input_resolution(arch)) if hasattr(self.space, "input_resolution") else None
-            result = evaluate_ood(net, load_images(self.dataset, "test", data_dir=self.data_dir), resolution=res,
-                                  n_images=self.mce_images, seed=self.seed, device=self.device,
-                                  normalization=self.provider.normalization(self.dataset))
+            result = measure_ood(net, self.space, arch, self.provider, self.dataset, data_dir=self.data_dir,
+                                 n_images=self.mce_images, seed=self.seed, device=self.device)
             values["mce"] = float(result.mce)
         return values
 

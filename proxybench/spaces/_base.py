@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch.nn as nn
 
 from proxybench._naming import filter_names, suggest
-from proxybench.errors import UnknownSpaceError
+from proxybench.errors import InvalidSettingError, UnknownSpaceError
 
 __all__ = ["SearchSpace", "register_space", "get_space", "list_spaces"]
 
@@ -55,6 +57,15 @@ class SearchSpace(ABC):
     def __iter__(self) -> Iterator[str]:
         raise TypeError(f"search space '{self.name}' is too large to enumerate")
 
+    def settings(self) -> dict[str, Any]:
+        """The options this instance was configured with that change its networks or encoding
+        (e.g. OFA's resolutions and supernet weights); empty for a space without options.
+
+        Scoring records them (``space_settings``) and keys resumption on them, so scores of
+        differently configured instances of one space never mix.
+        """
+        return {}
+
 
 _SPACES: dict[str, Callable[[], SearchSpace]] = {}
 
@@ -77,16 +88,29 @@ def _loaded() -> dict[str, Callable[[], SearchSpace]]:
     return _SPACES
 
 
-def get_space(name: str) -> SearchSpace:
-    """An instance of the space registered under ``name``.
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """An instance of the space registered under ``name``, configured with ``options``.
+
+    ``options`` go to the space's factory (for ``ofa``: ``resolutions``, ``supernet_weights``,
+    ``random_init``), as timm's ``create_model(name, **kwargs)``; None values are dropped, so
+    callers can pass unset command-line options through.
 
     Raises:
         UnknownSpaceError: With the closest registered names.
+        InvalidSettingError: An option the space does not take.
     """
     spaces = _loaded()
     if name not in spaces:
         raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench spaces")
-    return spaces[name]()
+    given = {k: v for k, v in options.items() if v is not None}
+    factory = spaces[name]
+    if given:
+        accepted = inspect.signature(factory).parameters
+        unknown = sorted(k for k in given if k not in accepted)
+        if unknown:
+            takes = ", ".join(p for p in accepted if not p.startswith("_")) or "none"
+            raise InvalidSettingError(f"search space '{name}' has no option {unknown}; its options: {takes}")
+    return factory(**given)
 
 
 def list_spaces(include: str | Sequence[str] | None = None) -> list[str]:

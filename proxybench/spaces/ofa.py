@@ -386,6 +386,13 @@ class OFASpace(SearchSpace):
         self._cost_misses = 0
         self._cost_file_loaded = False
 
+    def settings(self) -> dict[str, Any]:
+        """Resolutions and where the supernet weights come from (recorded with every score)."""
+        weights = self.supernet_weights
+        return {"resolutions": list(self.resolutions),
+                "supernet_weights": None if weights is None else str(weights),
+                "random_init": self.random_init}
+
     # ------------------------------------------------------------------ strings and genomes
 
     def gene_bounds(self) -> np.ndarray:

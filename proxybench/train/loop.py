@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from proxybench.batch import ProxyBatch
+from proxybench.batch import ProxyBatch, resize_images
 from proxybench.data.batches import _augment, _normalise
 from proxybench.data.sources import ImageSource
 from proxybench.errors import InvalidSettingError
@@ -109,6 +109,8 @@ class ImageBatches:
         seed: Seeds order and augmentation (``default_rng([seed, epoch])``).
         shuffle: Draw a new order every epoch (else file order).
         drop_last: Drop a final batch smaller than ``batch_size``.
+        resolution: Resize every batch to ``resolution``² after augmentation
+            (:func:`proxybench.batch.resize_images`); None keeps the images' size.
 
     Raises:
         InvalidSettingError: ``batch_size`` < 1 or larger than the subset with ``drop_last``.
@@ -116,8 +118,9 @@ class ImageBatches:
 
     def __init__(self, source: ImageSource, indices: Sequence[int] | np.ndarray, *, batch_size: int,
                  mean: Sequence[float], std: Sequence[float], augment: bool = False, seed: int = 0,
-                 shuffle: bool = True, drop_last: bool = True) -> None:
+                 shuffle: bool = True, drop_last: bool = True, resolution: int | None = None) -> None:
         self.source = source
+        self.resolution = resolution
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
@@ -147,6 +150,8 @@ class ImageBatches:
             if self.augment:
                 images = _augment(images, rng)
             inputs = _normalise(images, self.mean, self.std)
+            if self.resolution is not None and tuple(inputs.shape[-2:]) != (self.resolution, self.resolution):
+                inputs = resize_images(inputs, self.resolution)
             yield inputs, torch.from_numpy(self.source.labels[idx].astype(np.int64, copy=True))
 
 

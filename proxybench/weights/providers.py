@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from proxybench._naming import suggest
-from proxybench.batch import ProxyBatch
+from proxybench.batch import ProxyBatch, input_resolution
 from proxybench.errors import InvalidSettingError
 
 __all__ = [
@@ -232,6 +232,11 @@ class TrainedWeights(WeightsProvider):
     * ``augment`` true: pad-4 crop + flip.
     * ``holdout`` 5000: the last images of the training split never trained on (for evaluation
       and ``flatnas_r``; :func:`proxybench.train.holdout_split`).
+    * ``train_images``: train on only the first N images of the rest (file order; default all),
+      for small CPU runs (``proxybench search --train-size``).
+
+    A space whose architectures carry an input resolution (OFA) is trained at that
+    resolution: batches are resized after augmentation (:func:`proxybench.batch.resize_images`).
     * ``normalization`` ``proxybench``: the preset whose mean/std normalise the images
       (:func:`proxybench.data.normalization_for`).
 
@@ -257,6 +262,7 @@ class TrainedWeights(WeightsProvider):
         "schedule": "cosine",
         "augment": True,
         "holdout": 5000,
+        "train_images": None,
         "normalization": "proxybench",
     }
 
@@ -297,6 +303,10 @@ class TrainedWeights(WeightsProvider):
         s["batch_size"] = _positive_int("batch_size", s["batch_size"])
         if not isinstance(s["holdout"], int) or isinstance(s["holdout"], bool) or s["holdout"] < 0:
             raise InvalidSettingError(f"holdout must be an integer >= 0, got {s['holdout']!r}")
+        if s["train_images"] is None:  # left out: the settings (hashes, cache keys) of full-data runs stay as they were
+            del s["train_images"]
+        else:
+            s["train_images"] = _positive_int("train_images", s["train_images"])
         for key in ("lr", "momentum", "weight_decay"):
             if not isinstance(s[key], (int, float)) or isinstance(s[key], bool) or s[key] < 0:
                 raise InvalidSettingError(f"{key} must be a number >= 0, got {s[key]!r}")
@@ -396,8 +406,13 @@ class TrainedWeights(WeightsProvider):
         split = holdout_split(len(source), self.settings["holdout"])
         mean, std = self.normalization(dataset)
         s = self.settings
-        batches = ImageBatches(source, split.train, batch_size=s["batch_size"], mean=mean, std=std,
-                               augment=s["augment"], seed=seed, shuffle=True, drop_last=True)
+        if s.get("train_images", 0) > len(split.train):
+            raise InvalidSettingError(f"train_images={s['train_images']} but only {len(split.train)} training images "
+                                      f"are left after holding out {s['holdout']}; ask for fewer")
+        train_idx = split.train[: s["train_images"]] if "train_images" in s else split.train
+        batches = ImageBatches(source, train_idx, batch_size=s["batch_size"], mean=mean, std=std,
+                               augment=s["augment"], seed=seed, shuffle=True, drop_last=True,
+                               resolution=input_resolution(space, arch))
         result = train(net, batches, epochs=s["epochs"], steps=s["steps"], optimizer=s["optimizer"], lr=s["lr"],
                        momentum=s["momentum"], weight_decay=s["weight_decay"], nesterov=s["nesterov"],
                        rho=s["rho"], eta=s["eta"] or 0.0, schedule=s["schedule"], seed=seed, device=device)
