@@ -82,3 +82,18 @@ def test_flatnas_evaluator_spec_from_the_flags():
     assert "train_images" not in get_weights_provider("train:sgd,epochs=1").settings
     with pytest.raises(InvalidSettingError, match="train_images"):
         get_weights_provider("train:sgd,train_images=0")
+
+
+def test_nb201_smallest_and_largest_bound_the_costs_of_the_space():
+    from proxybench.search.loop import initial_architectures
+    from proxybench.search.measures import CostMeasure
+
+    space = get_space("nb201")
+    sample = space.sample(30, seed=0)
+    costs = CostMeasure(space).measure([space.smallest(), space.largest(), *sample])
+    params = {a: v["params_m"] for a, v in costs.items()}
+    connected = [a for a in sample if "none" not in a]  # disconnected cells can cost less; see smallest()
+    assert all(params[space.smallest()] <= params[a] <= params[space.largest()] for a in connected)
+    assert params[space.largest()] == pytest.approx(1.531546)  # the 1.53 M maximum NAS-Bench-201 reports (CIFAR-10)
+    start = initial_architectures(space, 5, seed=0)
+    assert start[:2] == [space.smallest(), space.largest()] and len(set(map(space.uid, start))) == 5

@@ -387,6 +387,16 @@ class NB201Space(SearchSpace):
         """``n`` distinct architectures (:func:`sample_archs`)."""
         return sample_archs(n, seed)
 
+    def smallest(self) -> str:
+        """The cheapest architecture whose output depends on its input: every edge ``skip_connect``
+        (cells without parameters or convolutions). The all-``none`` cell is cheaper still but
+        disconnects the network, so its proxies are undefined. Part of a search's initial sample."""
+        return format_arch(["skip_connect"] * 6)
+
+    def largest(self) -> str:
+        """The architecture with the most parameters and FLOPs: every edge ``nor_conv_3x3``."""
+        return format_arch(["nor_conv_3x3"] * 6)
+
     def build(self, arch: str, num_classes: int = 10, *, bn: str = "all") -> nn.Module:
         """A freshly initialised benchmark network (:class:`~proxybench.spaces.nb201_net.NB201Network`).
 
