@@ -13,6 +13,7 @@ from proxybench_cli._options import (
     data_dir_option,
     emit,
     library_errors,
+    space_options_from,
 )
 
 __all__ = ["evaluate"]
@@ -34,8 +35,11 @@ _UNTRAINED = (
               help="Dataset; its test split is evaluated.")
 @data_dir_option
 @click.option("--resolution", type=click.IntRange(min=32), default=None,
-              help="Input side in pixels: images are resized (bilinear) to it, then corrupted at it. "
-              "[default: the images' size, 32]")
+              help="Input side in pixels: images are resized (bilinear) to it, then corrupted at it. For OFA it "
+              "must be the architecture's resolution. [default: the architecture's (OFA), else the images' size, 32]")
+@click.option("--supernet-weights", default=None, metavar="PATH|zoo",
+              help="OFA: the supernet the subnet's weights come from (see proxybench search --help).")
+@click.option("--random-init", is_flag=True, default=False, help="OFA: allow an untrained, random supernet.")
 @click.option("--corruptions", default="all", show_default=True,
               help="Comma list of corruptions and/or groups (noise, blur, weather, digital), or 'all'.")
 @click.option("--severities", default="1,2,3,4,5", show_default=True, help="Comma list of severities (1..5).")
@@ -58,7 +62,7 @@ _UNTRAINED = (
 def evaluate(checkpoint: Path | None, arch: str | None, space: str, dataset: str, data_dir: Path | None,
              resolution: int | None, corruptions: str, severities: str, n_images: int, batch_size: int, seed: int,
              device: str | None, weights_spec: str | None, label: str | None, out: Path | None, plot: bool,
-             progress: bool) -> None:  # fmt: skip
+             progress: bool, supernet_weights: str | None, random_init: bool) -> None:  # fmt: skip
     """Clean error and error under the 15 CIFAR-10-C corruptions; CE per corruption and mCE.
 
     Corruptions are generated on the fly at the network's input resolution with the
@@ -89,12 +93,18 @@ def evaluate(checkpoint: Path | None, arch: str | None, space: str, dataset: str
 
     from proxybench.data.sources import load_images
     from proxybench.evaluation import evaluate_ood
-    from proxybench.spaces import get_space
+    from proxybench.batch import input_resolution
+    from proxybench.spaces import get_space, space_option_names
 
     source = load_images(dataset, "test", data_dir=data_dir)
     state, arch = _read_checkpoint(checkpoint, arch)
-    space_obj = get_space(space)
+    options = space_options_from(None, supernet_weights, random_init)
+    if resolution is not None and "resolutions" in space_option_names(space):
+        options["resolutions"] = [resolution]  # a space with a resolution gene (OFA): the architecture's own
+    space_obj = get_space(space, **options)
     arch = space_obj.parse(arch)
+    if resolution is None:
+        resolution = input_resolution(space_obj, arch)
     torch.manual_seed(seed)
     net = space_obj.build(arch, source.num_classes)
     weights: dict[str, Any]
@@ -104,7 +114,7 @@ def evaluate(checkpoint: Path | None, arch: str | None, space: str, dataset: str
         click.echo(f"weights: checkpoint {checkpoint}", err=True)
     elif weights_spec is not None:
         provider = _weights_provider(weights_spec)
-        net = provider.prepare(net, arch, space, dataset, data_dir=data_dir, seed=seed, device=device)
+        net = provider.prepare(net, arch, space_obj, dataset, data_dir=data_dir, seed=seed, device=device)
         weights = {"weights": provider.describe(), "weights_settings": getattr(provider, "settings", {})}
         click.echo(f"weights: {provider.describe()}", err=True)
         if provider.describe() == "init":

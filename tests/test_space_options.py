@@ -97,3 +97,26 @@ def test_nb201_smallest_and_largest_bound_the_costs_of_the_space():
     assert params[space.largest()] == pytest.approx(1.531546)  # the 1.53 M maximum NAS-Bench-201 reports (CIFAR-10)
     start = initial_architectures(space, 5, seed=0)
     assert start[:2] == [space.smallest(), space.largest()] and len(set(map(space.uid, start))) == 5
+
+
+def test_an_ofa_picks_training_command_rebuilds_the_same_network(data_dir):
+    """The command in a pick's training recipe runs as written (with a tiny training swapped in)."""
+    pytest.importorskip("ofa")
+    import shlex
+
+    from click.testing import CliRunner
+    from proxybench_cli.main import cli
+
+    from proxybench.search.loop import train_recipe
+
+    space = get_space("ofa", resolutions=[32, 48], random_init=True)
+    arch = space.parse(_ofa_arch(48))
+    words = shlex.split(train_recipe(space, arch, "cifar10")["command"])
+    assert words[:2] == ["proxybench", "evaluate"] and "--random-init" in words
+    assert words[words.index("--resolution") + 1] == "48"
+    words[words.index("--weights") + 1] = "train:sgd,steps=1,batch_size=8,holdout=16"
+    args = words[1:] + ["--n-images", "8", "--corruptions", "gaussian_noise", "--severities", "1",
+                        "--data-dir", str(data_dir)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "| 48px |" in result.output

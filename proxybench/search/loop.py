@@ -173,7 +173,23 @@ def train_recipe(space: Any, arch: str, dataset: str) -> dict[str, Any]:
         note = "FlatNAS's fine-tuning (adaptive SAM, rho 2, over SGD lr 0.1, momentum 0.9, batch 128, wd 5e-4)"
     return {"dataset": dataset, "weights": spec, "note": note,
             "command": f"proxybench evaluate --space {space.name} --arch '{arch}' --dataset {dataset} "
-                       f"--weights '{spec}'"}
+                       f"--weights '{spec}'{_space_flags(space, arch)}"}
+
+
+def _space_flags(space: Any, arch: str) -> str:
+    """The ``evaluate`` flags that rebuild ``arch`` as the search built it (OFA: resolution, supernet)."""
+    from proxybench.batch import input_resolution
+
+    settings = space.settings() if hasattr(space, "settings") else {}
+    flags = ""
+    resolution = input_resolution(space, arch)
+    if resolution is not None:
+        flags += f" --resolution {resolution}"
+    if settings.get("supernet_weights"):
+        flags += f" --supernet-weights '{settings['supernet_weights']}'"
+    elif settings.get("random_init"):
+        flags += " --random-init"
+    return flags
 
 
 @dataclass

@@ -13,7 +13,7 @@ import torch.nn as nn
 from proxybench._naming import filter_names, suggest
 from proxybench.errors import InvalidSettingError, UnknownSpaceError
 
-__all__ = ["SearchSpace", "register_space", "get_space", "list_spaces"]
+__all__ = ["SearchSpace", "register_space", "get_space", "list_spaces", "space_option_names"]
 
 
 class SearchSpace(ABC):
@@ -105,12 +105,20 @@ def get_space(name: str, **options: Any) -> SearchSpace:
     given = {k: v for k, v in options.items() if v is not None}
     factory = spaces[name]
     if given:
-        accepted = inspect.signature(factory).parameters
+        accepted = space_option_names(name)
         unknown = sorted(k for k in given if k not in accepted)
         if unknown:
-            takes = ", ".join(p for p in accepted if not p.startswith("_")) or "none"
+            takes = ", ".join(accepted) or "none"
             raise InvalidSettingError(f"search space '{name}' has no option {unknown}; its options: {takes}")
     return factory(**given)
+
+
+def space_option_names(name: str) -> list[str]:
+    """The options :func:`get_space` accepts for space ``name`` (empty for a space without any)."""
+    spaces = _loaded()
+    if name not in spaces:
+        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench spaces")
+    return [p for p in inspect.signature(spaces[name]).parameters if not p.startswith("_")]
 
 
 def list_spaces(include: str | Sequence[str] | None = None) -> list[str]:

@@ -207,7 +207,8 @@ def _parse(arch: str | Mapping[str, Any], resolutions: Sequence[int]) -> tuple[i
     if not _is_int(resolution) or resolution not in resolutions:
         raise InvalidArchitectureError(
             f"OFA resolution {resolution!r} is not in this space's resolutions "
-            f"({_describe_resolutions(resolutions)}); set OFASpace(resolutions=...) to change them"
+            f"({_describe_resolutions(resolutions)}); set OFASpace(resolutions=...) (on the command line "
+            "--resolution: MIN:MAX:STEP for score and search, the architecture's R for evaluate) to change them"
         )
     stages = data["stages"]
     if not isinstance(stages, Sequence) or isinstance(stages, str) or len(stages) != NUM_STAGES:
