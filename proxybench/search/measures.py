@@ -78,6 +78,7 @@ class CostMeasure:
     def measure(self, archs: Sequence[str]) -> Measured:
         import torch
 
+        from proxybench.batch import input_resolution
         from proxybench.proxies.cost import count_flops
 
         for arch in archs:
@@ -85,7 +86,7 @@ class CostMeasure:
                 continue
             try:
                 net = self.space.build(arch, self.num_classes)
-                res = int(self.space.input_resolution(arch)) if hasattr(self.space, "input_resolution") else 32
+                res = input_resolution(self.space, arch) or 32
                 with torch.no_grad():
                     params = sum(p.numel() for p in net.parameters() if p.requires_grad) / 1e6
                 macs = count_flops(net, (1, 3, res, res)) / 1e6
@@ -119,7 +120,6 @@ class ProxyMeasure:
                  threads: int | None = None, space_options: Mapping[str, Any] | None = None) -> None:
         from proxybench.presets import get_preset
         from proxybench.proxies.registry import get_proxy
-
         from proxybench.spaces import get_space
 
         chosen = get_preset(preset)
@@ -302,7 +302,9 @@ def measure_ood(net: Any, space: Any, arch: str, provider: Any, dataset: str, *,
         from proxybench.data import load_images
 
         source = load_images(dataset, "test", data_dir=data_dir)
-    res = int(space.input_resolution(arch)) if hasattr(space, "input_resolution") else None
+    from proxybench.batch import input_resolution
+
+    res = input_resolution(space, arch)
     norm = provider.normalization(dataset) if hasattr(provider, "normalization") else None
     describe = getattr(provider, "describe", None)
     return evaluate_ood(net, source, resolution=res, corruptions=corruptions, severities=severities,
