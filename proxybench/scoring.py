@@ -4,14 +4,16 @@ For every architecture the engine builds the network once under the run's seed
 (*common random numbers*: the same seed for every architecture, so a comparison between
 two architectures is not a comparison between two random draws), then gives every proxy a
 fresh copy prepared as its ``needs`` say (a BN-free copy that shares the conv/linear
-weights, float64), reseeds torch before each proxy so a proxy's random draws do not depend
+weights, float64; with shared passes, proxies that only read the network share one copy),
+reseeds torch before each proxy so a proxy's random draws do not depend
 on which proxies ran before it, and records one row per proxy: ``ok``, ``nonfinite``
 (the value is kept) or ``error`` (the message is kept). Rows go to a
 :class:`~proxybench.store.ScoreWriter` after each architecture (with dedup: each
 isomorphism class, its copies included), so a crash loses at most the architecture in
 flight and ``resume`` continues where a run stopped.
 
-Each proxy runs its own passes (grouping proxies by shared passes belongs to the speed work).
+Proxies that need the same pass of the same network share it (``share_passes``,
+:mod:`proxybench.proxies.passes`); the scores are bit-identical either way.
 
 **Isomorphism dedup** (``dedup=True``, the default; ``--no-dedup``): architectures with the
 same isomorphism key (``space.uid``; NB201: :func:`proxybench.spaces.nb201.arch_uid`, the
@@ -597,6 +599,9 @@ def _score_one(
     # One cache per architecture and batch: proxies that need the same pass of the same
     # network (same BatchNorm variant and dtype) compute it once (proxybench.proxies.passes).
     cache = PassCache(wanted={p for spec in specs for p in spec.passes}) if share_passes else None
+    # With shared passes, proxies that only read the network (ProxySpec.shares_network) share
+    # one prepared copy per variant; the others, and every proxy without sharing, get their own.
+    shared_nets: dict[tuple[Any, ...], nn.Module] = {}
     for spec in specs:
         settings = per_proxy[spec.name]
         dtype = _dtype_of(spec)
@@ -606,7 +611,13 @@ def _score_one(
         try:
             if weights_error is not None:
                 raise ProxybenchError(weights_error)
-            net = _prepare_network(space, arch, spec, base, num_classes, preset, device)
+            variant = (spec.needs & {"no_bn", "float64"}, dtype)
+            if cache is not None and spec.shares_network:
+                if variant not in shared_nets:
+                    shared_nets[variant] = _prepare_network(space, arch, spec, base, num_classes, preset, device)
+                net = shared_nets[variant]
+            else:
+                net = _prepare_network(space, arch, spec, base, num_classes, preset, device)
             proxy_batch: ProxyBatch = batch.to(dtype=torch.float64) if dtype == "float64" else batch
             if "trained_weights" in spec.needs and setup is not None:
                 n_images = int(settings.get("eval_images", batch.size))
@@ -616,7 +627,7 @@ def _score_one(
             if cache is None:
                 value = float(spec.fn(net, proxy_batch, **settings))
             else:
-                with sharing(cache, variant=(spec.needs & {"no_bn", "float64"}, dtype)):
+                with sharing(cache, variant=variant):
                     value = float(spec.fn(net, proxy_batch, **settings))
             status = _row_status(value)
         except (KeyboardInterrupt, SystemExit):

@@ -115,6 +115,7 @@ def _corrcoef(rows: torch.Tensor) -> torch.Tensor:
     paper="arXiv:2006.04647v1 (Mellor et al. 2020, NAS without training, v1); as in arXiv:2101.08134",
     needs=("batch",),
     passes=("input_grad",),
+    shares_network=True,
 )
 def jacov(net: nn.Module, batch: ProxyBatch) -> float:
     """Jacobian covariance ``-sum_i [log(λ_i + k) + 1/(λ_i + k)]``, λ = eig(corrcoef(J)), k = 1e-5.
@@ -144,6 +145,7 @@ def jacov(net: nn.Module, batch: ProxyBatch) -> float:
     paper="arXiv:2102.08099 (Lopes et al. 2021, EPE-NAS)",
     needs=("batch", "labels"),
     passes=("input_grad",),
+    shares_network=True,
 )
 def epe_nas(net: nn.Module, batch: ProxyBatch) -> float:
     """Per-class Jacobian correlation ``sum_c |s_c|``, ``s_c = sum log(|corrcoef(J_c)| + 1e-5)``.
@@ -214,6 +216,7 @@ def relu_modules(net: nn.Module) -> list[nn.Module]:
     paper="arXiv:2006.04647v2 (Mellor et al. 2021, ICML, NAS without training)",
     needs=("batch",),
     passes=("forward",),
+    shares_network=True,
 )
 def nwot(net: nn.Module, batch: ProxyBatch) -> float:
     """Activation-pattern kernel ``log|det K|``, ``K = sum_relu [c cᵀ + (1-c)(1-c)ᵀ]`` in float64.

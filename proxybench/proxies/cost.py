@@ -32,6 +32,7 @@ _SUITE_ZERO = "arXiv:2210.03230 (NAS-Bench-Suite-Zero); baseline in arXiv:2101.0
     higher_is_better=True,
     paper=_SUITE_ZERO,
     passes=("weights",),
+    shares_network=True,
     description="Trainable parameters in millions (NASLib: every nn.Parameter with requires_grad).",
 )
 def params(net: nn.Module, batch: ProxyBatch) -> float:
@@ -181,6 +182,7 @@ def count_flops(net: nn.Module, input_shape: tuple[int, ...], *, device: torch.d
     higher_is_better=True,
     paper=_SUITE_ZERO,
     passes=("shape_forward",),
+    shares_network=True,
     description="FLOPs in millions of one 1xCxHxW input, counted with NASLib's (tensorwatch) rules.",
 )
 def flops(net: nn.Module, batch: ProxyBatch) -> float:
@@ -207,6 +209,7 @@ def flops(net: nn.Module, batch: ProxyBatch) -> float:
     higher_is_better=True,
     paper="arXiv:2210.03230 (NAS-Bench-Suite-Zero)",
     passes=("weights",),
+    shares_network=True,
     description="Sum over Conv2d/Linear layers of the Frobenius norm of the weight (NASLib l2_norm).",
 )
 def l2_norm(net: nn.Module, batch: ProxyBatch) -> float:

@@ -192,7 +192,8 @@ def _weight_grads(net: nn.Module, batch: ProxyBatch) -> tuple[list[torch.Tensor]
     return _weights(net), loss_pass(net, batch).grads
 
 
-@proxy("grad_norm", higher_is_better=True, paper=_ZC_NAS, needs=("batch", "labels"), passes=("loss_backward",))
+@proxy("grad_norm", higher_is_better=True, paper=_ZC_NAS, needs=("batch", "labels"), passes=("loss_backward",),
+       shares_network=True)
 def grad_norm(net: nn.Module, batch: ProxyBatch) -> float:
     """Sum over layers of the Frobenius norm of the loss gradient: ``sum_l ||dL/dW_l||_F``.
 
@@ -209,6 +210,7 @@ def grad_norm(net: nn.Module, batch: ProxyBatch) -> float:
     paper="arXiv:1810.02340 (Lee et al. 2019, SNIP); as a NAS proxy arXiv:2101.08134",
     needs=("batch", "labels"),
     passes=("loss_backward",),
+    shares_network=True,
 )
 def snip(net: nn.Module, batch: ProxyBatch) -> float:
     """Connection sensitivity ``sum |dL/dW ⊙ W|`` over every Conv2d/Linear weight.
@@ -228,6 +230,7 @@ def snip(net: nn.Module, batch: ProxyBatch) -> float:
     paper="arXiv:2101.08134 (Abdelfattah et al. 2021; first-order Taylor saliency, Mozer & Smolensky 1989)",
     needs=("batch", "labels"),
     passes=("loss_backward",),
+    shares_network=True,
 )
 def plain(net: nn.Module, batch: ProxyBatch) -> float:
     """Signed first-order saliency ``sum dL/dW ⊙ W`` over every Conv2d/Linear weight.
@@ -248,6 +251,7 @@ def plain(net: nn.Module, batch: ProxyBatch) -> float:
     paper="arXiv:1801.05787 (Theis et al. 2018, Fisher pruning); as a NAS proxy arXiv:1906.04113, arXiv:2101.08134",
     needs=("batch", "labels"),
     passes=("loss_backward",),
+    shares_network=True,
 )
 def fisher(net: nn.Module, batch: ProxyBatch) -> float:
     """Fisher channel saliency, broadcast to weights: ``sum_l sum_k |W_l[k]| * 1/2 mean_n (sum_hw a dL/da)^2``.
@@ -277,6 +281,7 @@ def fisher(net: nn.Module, batch: ProxyBatch) -> float:
     paper="arXiv:2002.07376 (Wang et al. 2020, GraSP); as a NAS proxy arXiv:2101.08134",
     needs=("batch", "labels"),
     passes=("loss_backward", "hvp"),
+    shares_network=True,
     temperature=1.0,
 )
 def grasp(net: nn.Module, batch: ProxyBatch, temperature: float = 1.0) -> float:

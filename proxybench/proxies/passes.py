@@ -10,9 +10,10 @@ A proxy asks for a pass through :func:`shared`, naming it and giving the functio
 computes it. Outside a :func:`sharing` block (a proxy called on its own) the function just
 runs. Inside one — the scoring engine opens a block per architecture, batch and network
 preparation — the first proxy computes it and the others get the stored result. The
-result must be a value that does not alias the network (detached tensors, numbers): each
-proxy gets its own fresh copy of the same network, so the stored values are exactly what
-it would have computed itself (``tests/test_passes.py`` checks the scores are identical).
+result must be a value that does not alias the network (detached tensors, numbers): the
+stored values are exactly what each proxy would have computed itself on its own copy of
+the network (``tests/test_passes.py`` checks the scores are identical). Proxies that only
+read the network (``ProxySpec.shares_network``) are given one copy between them.
 
 The engine must open a new block whenever the network or batch could differ: another
 architecture, batch, BatchNorm variant, dtype or weights. :class:`PassCache` holds no

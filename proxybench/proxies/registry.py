@@ -77,6 +77,11 @@ class ProxySpec:
         paper: Citation (arXiv id or venue) of the paper that defines it.
         family: Module family (``cost``, ``gradient``, ``synflow``, ``activation``, ...).
         defaults: Settings bound at registration; overridable per run and recorded per row.
+        shares_network: The proxy never changes the network's parameters and its result does
+            not depend on BatchNorm's running statistics (it runs the network in train mode,
+            or counts shapes), so with shared passes the engine gives every such proxy of an
+            architecture one copy of the network instead of a copy each (copying a network
+            costs about a tenth of the whole suite). Default False: a private copy.
     """
 
     name: str
@@ -88,6 +93,7 @@ class ProxySpec:
     paper: str
     family: str
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    shares_network: bool = False
 
     def __call__(self, net: Any, batch: Any, **settings: Any) -> float:
         """Run the proxy with its defaults overridden by ``settings``."""
@@ -116,6 +122,7 @@ def proxy(
     passes: Sequence[str] = (),
     description: str | None = None,
     family: str | None = None,
+    shares_network: bool = False,
     **defaults: Any,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register ``fn`` as a proxy; stack the decorator to register bound variants.
@@ -128,6 +135,8 @@ def proxy(
         passes: Keys of :data:`PASSES`.
         description: One line; defaults to the first line of the docstring.
         family: Defaults to the defining module's last name component.
+        shares_network: See :class:`ProxySpec`; leave False unless the proxy only reads the
+            network (the engine's bit-identity test then covers it).
         **defaults: Settings passed to ``fn`` as keyword arguments.
 
     Returns:
@@ -169,6 +178,7 @@ def proxy(
             paper=paper,
             family=family or fn.__module__.rsplit(".", 1)[-1],
             defaults=MappingProxyType(dict(defaults)),
+            shares_network=shares_network,
         )
         return fn
 
