@@ -17,6 +17,8 @@ ARCHS = [
     "|avg_pool_3x3~0|+|none~0|nor_conv_3x3~1|+|nor_conv_1x1~0|skip_connect~1|avg_pool_3x3~2|",
 ]
 SHARING = ["grad_norm", "snip", "plain", "fisher", "grasp", "jacov", "epe_nas", "nwot"]
+SUITE_MIXED = ["grad_norm", "zen", "snip", "flops", "synflow", "grasp", "nwot", "params", "synflow_bn", "jacov",
+               "l2_norm", "plain", "fisher", "epe_nas"]
 
 
 def _batch(seed: int = 0, n: int = 8) -> ProxyBatch:
@@ -75,14 +77,17 @@ def test_engine_scores_are_identical_with_and_without_shared_passes(tmp_path, da
     from proxybench.store import read_scores
 
     def run(out, share):
-        score_architectures(ARCHS, proxies=SHARING, batch_size=8, data_dir=data_dir, out=out, progress=False,
+        # the whole suite, with proxies that share one network copy (shares_network) before and
+        # after proxies that change theirs (zen redraws its weights), so a leak would show
+        score_architectures(ARCHS, proxies=SUITE_MIXED, batch_size=8, data_dir=data_dir, out=out, progress=False,
                             share_passes=share, threads=1)
         table = read_scores(out).to_pylist()
         return {(r["arch"], r["proxy"]): (r["score"], r["status"]) for r in table}
 
     shared_rows = run(tmp_path / "shared", True)
     alone_rows = run(tmp_path / "alone", False)
-    assert len(shared_rows) == len(ARCHS) * len(SHARING) and shared_rows == alone_rows
+    assert len(shared_rows) == len(ARCHS) * len(SUITE_MIXED) and shared_rows == alone_rows
+    assert all(status == "ok" for _, status in shared_rows.values())
 
 
 def test_grasp_at_another_temperature_computes_its_own_hessian_product():
