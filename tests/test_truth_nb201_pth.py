@@ -218,7 +218,11 @@ def test_load_goes_through_weights_only_with_a_scoped_allow_list(v11, monkeypatc
     assert weights_only is True
     names = {entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}" for entry in allowed}
     assert {"numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.dtype"} <= names
-    assert list(torch.serialization.get_safe_globals()) == before  # nothing left behind
+    # nothing of the allow-list is left behind (torch itself may register its own classes when a
+    # lazily imported module loads during the call, so compare our entries, not the whole list)
+    left = [e for e in torch.serialization.get_safe_globals() if e not in before]
+    left_names = {e[1] if isinstance(e, tuple) else f"{e.__module__}.{e.__qualname__}" for e in left}
+    assert not {n for n in left_names if n.startswith("numpy")}, left_names
     assert type(data["arch2infos"][0]["full"]["all_results"][("cifar10", 777)]["params"]) is np.float64
 
 
