@@ -8,9 +8,19 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from proxybench.spaces import get_space
 from proxybench.spaces.nb201 import all_archs, arch_uid
 
 ARCHS = list(all_archs())
+
+#: One NB201 isomorphism class of three strings (test_scale checks it), for dedup and scale-out tests.
+ISO = [
+    "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",
+    "|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|skip_connect~1|nor_conv_1x1~2|",
+    "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|nor_conv_1x1~2|",
+]
+#: Seven architectures of other classes.
+OTHERS = [a for a in get_space("nb201").sample(12, seed=1) if arch_uid(a) != arch_uid(ISO[0])][:7]
 
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
 

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from builders import journal_lines
+from builders import ISO, OTHERS, journal_lines
 from click.testing import CliRunner
 from proxybench_cli.main import cli
 
@@ -26,7 +26,6 @@ from proxybench.errors import ProxybenchError
 from proxybench.proxies import registry
 from proxybench.scoring import score_architectures
 from proxybench.spaces import get_space
-from proxybench.spaces.nb201 import arch_uid
 from proxybench.store import read_scores, stored_keys
 
 try:
@@ -34,13 +33,6 @@ try:
 except ImportError:  # pragma: no cover - CI installs it
     ray = None
 
-# One isomorphism class of three strings, and archs of other classes.
-ISO = [
-    "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",
-    "|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|skip_connect~1|nor_conv_1x1~2|",
-    "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|nor_conv_1x1~2|",
-]
-OTHERS = [a for a in get_space("nb201").sample(12, seed=1) if arch_uid(a) != arch_uid(ISO[0])][:7]
 PROXIES = "params,synflow"
 MISSING = "Error: --executor ray needs the ray package: pip install 'proxybench[ray]'\n"
 

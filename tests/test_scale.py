@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from builders import journal_lines
+from builders import ISO, OTHERS, journal_lines
 
 from proxybench import scoring
 from proxybench.errors import ProxybenchError
@@ -30,13 +30,6 @@ from proxybench.spaces.nb201 import arch_uid
 from proxybench.store import open_views, read_scores
 from proxybench.store.scores import _directory_lock, _recover_journals
 
-# One isomorphism class of three strings (checked below), and archs of other classes.
-ISO = [
-    "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",
-    "|skip_connect~0|+|none~0|none~1|+|nor_conv_1x1~0|skip_connect~1|nor_conv_1x1~2|",
-    "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|nor_conv_1x1~2|",
-]
-OTHERS = [a for a in get_space("nb201").sample(12, seed=1) if arch_uid(a) != arch_uid(ISO[0])][:7]
 PROXIES = "params,flops,synflow"
 
 
