@@ -247,6 +247,33 @@ def score_command(
     click.echo(str(summary))
 
 
+
+@cli.command(name="status")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format.")
+@library_errors
+def status_command(out: Path, fmt: str) -> None:
+    """What results directory OUT holds: its runs and, per proxy, what is scored.
+
+    Runs are finished, running (the writer is alive), killed (it died without closing: rerun
+    its command to resume; nothing but the architecture in flight is lost) or interrupted.
+    Per proxy: architectures scored (of the space's total when it can be enumerated),
+    isomorphism classes, rows by status, and CPU hours of the computed rows. Reads the
+    Parquet parts and the journals of live runs, so it works while a run is going.
+
+    \b
+    Example:
+      proxybench status results
+      proxybench status results --format json | jq '.runs[] | select(.state == "killed")'
+    """
+    import json
+
+    from proxybench.store.status import results_status
+
+    status = results_status(out)
+    click.echo(json.dumps(status.to_dict(), indent=2) if fmt == "json" else str(status))
+
 # Commands of other modules register themselves here (one line each).
 cli.add_command(truth_group)
 cli.add_command(correlate_command)

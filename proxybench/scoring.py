@@ -326,6 +326,11 @@ def score_architectures(
     else:
         groups = [(search_space.uid(a), [a]) for a in canonical]
     shard_text = None if shard_spec is None else f"{shard_spec[0]}/{shard_spec[1]}"
+    if progress is True and done:
+        already = sum(not setup.missing(a, done) for a in canonical)
+        if already:
+            print(f"resuming: {already} of {len(canonical)} architectures already scored in {out}",
+                  file=sys.stderr)
 
     if workers > 1 or executor == "ray":
         setup.source = setup.batches = None  # the workers load their own copy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import duckdb
 from click.testing import CliRunner
@@ -98,6 +99,17 @@ def test_score_writes_parquet_and_resumes(tmp_path, data_dir):
     assert total == 6
     refused = invoke(*args, "--no-resume")
     assert refused.exit_code == 1 and "already holds scores" in refused.output
+    status = invoke("status", str(out))
+    assert status.exit_code == 0 and "runs: 2 (2 finished)" in status.output, status.output
+    assert sum(" 2/15625 " in line for line in status.output.splitlines()) == 3
+    report = json.loads(invoke("status", str(out), "--format", "json").output)
+    assert {c["proxy"]: c["archs"] for c in report["coverage"]} == {"params": 2, "snip": 2, "synflow": 2}
+
+
+def test_status_of_a_folder_without_results_is_one_line_error(tmp_path):
+    result = invoke("status", str(tmp_path))
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith("Error: ") and "not a results directory" in result.output
 
 
 def test_score_missing_data_is_one_line_error(tmp_path, monkeypatch):

@@ -29,6 +29,7 @@ from proxybench.spaces import get_space
 from proxybench.spaces.nb201 import arch_uid
 from proxybench.store import open_views, read_scores
 from proxybench.store.scores import _directory_lock, _recover_journals
+from proxybench.store.status import results_status
 
 PROXIES = "params,flops,synflow"
 
@@ -288,6 +289,12 @@ def test_killing_workers_mid_run_loses_and_doubles_nothing(tmp_path, data_dir):
     partial = read_scores(out).num_rows + sum(
         j.read_text().count("\n") for j in (out / "scores").glob("journal-*.jsonl"))
     assert 0 < partial < len(archs) * 3
+    # `proxybench status` sees the kills: no run of step 1 or 2 finished, the workers of step 2
+    # are reported killed (they died holding their run locks), and it counts the partial rows.
+    status = results_status(out)
+    assert status.runs and not any(r.state == "finished" for r in status.runs)
+    assert sum(r.state == "killed" for r in status.runs) >= 2
+    assert sum(c.archs for c in status.coverage) == partial
 
     # 3. The same command again completes the run: every (arch, proxy) exactly once.
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -296,6 +303,9 @@ def test_killing_workers_mid_run_loses_and_doubles_nothing(tmp_path, data_dir):
     counts = Counter((r["arch"], r["proxy"]) for r in rows)
     assert len(counts) == len(archs) * 3 and set(counts.values()) == {1}
     assert not list((out / "scores").glob("journal-*"))
+    status = results_status(out)
+    assert {c.archs for c in status.coverage} == {len(archs)} and len(status.coverage) == 3
+    assert [r.state for r in status.runs].count("finished") >= 1  # the workers of step 3
 
 
 def _state(pid: int) -> str:

@@ -15,13 +15,13 @@ from proxybench.store import SCORES_SCHEMA, ScoreWriter, read_scores, stored_key
 from proxybench.store.scores import _recover_journals
 
 
-def make_row(arch: str, proxy: str = "snip", score: float = 1.0, status: str = "ok") -> dict:
+def make_row(arch: str, proxy: str = "snip", score: float = 1.0, status: str = "ok", run_id: str = "r") -> dict:
     return {
         "space": "nb201", "arch": arch, "arch_uid": "u-" + arch, "dataset": "cifar10", "proxy": proxy,
         "score": score, "status": status, "error": None, "higher_is_better": True, "seed": 0,
         "batch_size": 64, "batch_id": "fixed-s0", "preset": "proxybench", "weights": "init", "settings": "{}",
         "settings_hash": "h", "device": "cpu", "dtype": "float32", "seconds": 0.1,
-        "proxybench_version": "0", "torch_version": "0", "run_id": "r", "created_at": datetime.now(timezone.utc),
+        "proxybench_version": "0", "torch_version": "0", "run_id": run_id, "created_at": datetime.now(timezone.utc),
     }
 
 
@@ -95,3 +95,50 @@ def test_parts_read_as_one_table_in_duckdb(tmp_path):
     con = duckdb.connect()
     n = con.execute("select count(*) from read_parquet(?)", [str(tmp_path / "scores" / "*.parquet")]).fetchone()[0]
     assert n == 4
+
+
+def test_status_tells_finished_running_and_killed_runs_apart(tmp_path):
+    from proxybench.store.status import results_status
+
+    finished = ScoreWriter(tmp_path, "done", {"archs_requested": 2})
+    finished.add([make_row("a", run_id="done"),
+                  make_row("a", proxy="grasp", score=float("nan"), status="nonfinite", run_id="done")])
+    finished.close()
+    live = ScoreWriter(tmp_path, "live", {})
+    live.add([make_row("b", run_id="live")])
+    killed = ScoreWriter(tmp_path, "killed", {})
+    killed.add([make_row("c", status="error", score=float("nan"), run_id="killed")])
+    killed._journal.close()  # the process died: its locks are gone, its journal and lock file stay
+    killed._run_lock.close()
+    states = {r.run_id: (r.state, r.rows) for r in results_status(tmp_path).runs}
+    assert states == {"done": ("finished", 2), "live": ("running", 1), "killed": ("killed", 1)}
+    live.close()
+    assert not (tmp_path / "runs" / "live.lock").exists()
+    # A record left by a version without run locks is reported as such, never as finished.
+    record = json.loads((tmp_path / "runs" / "done.json").read_text())
+    (tmp_path / "runs" / "old.json").write_text(json.dumps({**record, "run_id": "old", "status": "running"}))
+    assert {r.run_id: r.state for r in results_status(tmp_path).runs}["old"] == "unclosed (no run lock)"
+
+
+def test_status_counts_each_row_once_by_proxy_and_status(tmp_path):
+    from proxybench.store.status import results_status
+
+    writer = ScoreWriter(tmp_path, "r", {})
+    writer.add([make_row("a"), make_row("b"), make_row("c", score=float("inf"), status="nonfinite")])
+    writer.add([make_row("a", proxy="grasp", status="error", score=float("nan"))])
+    journal = writer._journal_path()
+    content = journal.read_text()
+    writer._roll()
+    journal.write_text(content)  # a journal still on disk next to the part it was rolled into
+    status = results_status(tmp_path)
+    assert status.journal_rows == 4
+    coverage = {c.proxy: (c.archs, c.classes, c.ok, c.nonfinite, c.error, c.space_size) for c in status.coverage}
+    assert coverage == {"snip": (3, 3, 2, 1, 0, 15625), "grasp": (1, 1, 0, 0, 1, 15625)}
+    assert "snip" in str(status) and "3/15625" in str(status)
+
+
+def test_status_of_a_directory_without_results_is_a_clear_error(tmp_path):
+    from proxybench.store.status import results_status
+
+    with pytest.raises(StoreError, match="not a results directory.*proxybench score --out"):
+        results_status(tmp_path)

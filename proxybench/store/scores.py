@@ -5,6 +5,7 @@ Layout of a results directory (``--out``)::
     scores/part-<run>-<seq>.parquet   finished parts; ``scores/*.parquet`` is the table
     scores/journal-<run>-<seq>.jsonl  rows of the part being filled (one JSON line per row)
     runs/<run>.json                   the run's settings, start/end time and counts
+    runs/<run>.lock                   ``flock``-ed while the run is alive (see ``run_is_live``)
 
 Every architecture's rows are appended to the journal and flushed to disk before the next
 architecture starts, so a crash or kill loses at most the architecture in flight. Every
@@ -43,7 +44,7 @@ import pyarrow.parquet as pq
 from proxybench.errors import StoreError
 from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
 
-__all__ = ["ScoreWriter", "read_scores", "stored_keys", "stored_rows", "scores_dir"]
+__all__ = ["ScoreWriter", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
 
 LOCK_NAME = ".lock"
 
@@ -94,8 +95,19 @@ def _read_journal(path: Path) -> list[dict[str, Any]]:
 
 def _journal_is_live(journal: Path) -> bool:
     """True when a running writer holds the journal's lock (so it must not be recovered)."""
+    return _is_locked(journal)
+
+
+def run_is_live(out: str | os.PathLike[str], run_id: str) -> bool:
+    """True when the writer of run ``run_id`` under ``out`` is still alive (holds its run lock)."""
+    lock = Path(out) / "runs" / f"{run_id}.lock"
+    return lock.exists() and _is_locked(lock)
+
+
+def _is_locked(path: Path) -> bool:
+    """True when another open file description holds an exclusive ``flock`` on ``path``."""
     try:
-        with open(journal, "rb") as fh:
+        with open(path, "rb") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     except BlockingIOError:
@@ -259,6 +271,7 @@ class ScoreWriter:
         self._rows_in_journal = 0
         self._journal: Any = None
         self.rows_written = 0
+        self._run_lock = self._hold_run_lock()
         self._write_run_file(status="running")
 
     # -- public -----------------------------------------------------------------
@@ -286,6 +299,7 @@ class ScoreWriter:
         """Turn the open journal into a part and record the run as finished."""
         self._roll()
         self._write_run_file(status="finished", summary=summary)
+        self._release_run_lock()
 
     def __enter__(self) -> "ScoreWriter":
         return self
@@ -296,8 +310,23 @@ class ScoreWriter:
         else:  # keep what was scored; the run file says it did not finish
             self._roll()
             self._write_run_file(status=f"interrupted ({exc_type.__name__})")
+            self._release_run_lock()
 
     # -- internals --------------------------------------------------------------
+    def _hold_run_lock(self) -> Any:
+        """Lock ``runs/<run>.lock`` for the writer's lifetime: a run whose file says
+        ``running`` but whose lock nobody holds was killed (``proxybench status`` says so)."""
+        handle = open(self.out / "runs" / f"{self.run_id}.lock", "a+b")
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        return handle
+
+    def _release_run_lock(self) -> None:
+        if self._run_lock is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / "runs" / f"{self.run_id}.lock").unlink()
+            self._run_lock.close()
+            self._run_lock = None
+
     def _journal_path(self) -> Path:
         return self.directory / f"journal-{self.run_id}-{self._seq:05d}.jsonl"
 

@@ -1,0 +1,221 @@
+"""What a results directory holds: its runs and, per proxy, what is scored.
+
+A whole-space scoring run takes hours and may be split over workers, shards or a Ray
+cluster, killed and resumed. ``proxybench status OUT`` answers the questions that follow
+without any SQL: did every run finish (or which ones were killed), how many architectures
+and isomorphism classes does each proxy cover, how many rows are ``nonfinite`` or
+``error``, and how much compute did they take. It reads the finished Parquet parts *and*
+the journals of live or killed writers, so the picture is complete while a run is going.
+
+A run's state comes from its ``runs/<run>.json`` record and its lock
+(:func:`proxybench.store.scores.run_is_live`): ``finished``; ``running`` while its writer
+holds the lock; ``killed`` when the record still says running but nobody holds the lock (a
+SIGKILL, a lost node, an out-of-memory kill: the journal rows survive and the next run in
+the directory turns them into a part); ``interrupted (...)`` when the writer saw an
+exception and closed; ``unclosed (no run lock)`` for a record left by a version that did
+not lock its runs yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from proxybench.errors import StoreError
+from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
+from proxybench.store.scores import _part_files, _read_journal, _rows_to_table, run_is_live, scores_dir
+
+__all__ = ["RunState", "ProxyCoverage", "ResultsStatus", "results_status"]
+
+
+@dataclass(frozen=True)
+class RunState:
+    """One scoring run (one writer: a worker, a shard or a Ray task) of a results directory."""
+
+    run_id: str
+    state: str  # finished | running | killed | interrupted (<exception>) | unclosed (no run lock)
+    started_at: str
+    updated_at: str
+    archs_requested: int | None
+    rows: int  # rows of this run now in the directory (parts and journals)
+
+
+@dataclass(frozen=True)
+class ProxyCoverage:
+    """What is stored for one proxy under one configuration (space, dataset, preset, weights, seed)."""
+
+    space: str
+    dataset: str
+    preset: str
+    weights: str
+    seed: int
+    proxy: str
+    archs: int  # distinct architecture strings with a row
+    classes: int  # distinct isomorphism classes (arch_uid)
+    computed: int  # rows computed on their own architecture (shared_from IS NULL)
+    ok: int
+    nonfinite: int
+    error: int
+    compute_seconds: float  # sum of ``seconds`` over computed rows
+    space_size: int | None  # architectures in the space, when it can be enumerated
+
+
+@dataclass
+class ResultsStatus:
+    """Runs and per-proxy coverage of one results directory; ``str()`` renders it for a terminal."""
+
+    out: Path
+    runs: list[RunState] = field(default_factory=list)
+    coverage: list[ProxyCoverage] = field(default_factory=list)
+    journal_rows: int = 0  # rows not yet in a Parquet part (live writers' or killed runs')
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "runs": [vars(r) for r in self.runs],
+            "coverage": [vars(c) for c in self.coverage],
+            "journal_rows": self.journal_rows,
+        }
+
+    def __str__(self) -> str:
+        lines = [f"results directory {self.out}"]
+        states: dict[str, int] = {}
+        for run in self.runs:
+            states[run.state] = states.get(run.state, 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
+        lines.append(f"runs: {len(self.runs)} ({summary})")
+        for run in self.runs:
+            if run.state != "finished":
+                lines.append(f"  {run.run_id}: {run.state}, {run.rows} rows, started {run.started_at}")
+        if any(r.state == "killed" for r in self.runs):
+            lines.append("  a killed run lost at most the architecture in flight; rerun its command to resume it")
+        if self.journal_rows:
+            lines.append(f"rows still in journals: {self.journal_rows} (a part is written when the run ends or resumes)")
+        if not self.coverage:
+            lines.append("no scores yet")
+            return "\n".join(lines)
+        header = ["space", "dataset", "preset", "weights", "seed", "proxy", "archs", "classes", "ok",
+                  "nonfinite", "error", "hours"]
+        table = [header]
+        for c in self.coverage:
+            archs = f"{c.archs}/{c.space_size}" if c.space_size else str(c.archs)
+            table.append([c.space, c.dataset, c.preset, c.weights, str(c.seed), c.proxy, archs, str(c.classes), str(c.ok),
+                          str(c.nonfinite), str(c.error), f"{c.compute_seconds / 3600:.2f}"])
+        widths = [max(len(row[k]) for row in table) for k in range(len(header))]
+        lines.append("")
+        for row in table:
+            lines.append("  ".join(v.rjust(w) if k >= 6 else v.ljust(w)
+                                   for k, (v, w) in enumerate(zip(row, widths))).rstrip())
+        return "\n".join(lines)
+
+
+def results_status(out: str | os.PathLike[str]) -> ResultsStatus:
+    """Read the runs and the score rows of results directory ``out`` (nothing is written).
+
+    Raises:
+        StoreError: ``out`` is not a results directory, or a part or run record is unreadable.
+    """
+    out = Path(out)
+    if not (out / "runs").is_dir() and not scores_dir(out).is_dir():
+        raise StoreError(f"{out} is not a results directory (no runs/ or scores/); "
+                         "create one with proxybench score --out")
+    journals = _journal_table(out)
+    rows = _all_rows(out, journals)
+    rows_per_run = dict(rows.query("r", "SELECT run_id, count(*) FROM r GROUP BY run_id").fetchall())
+    status = ResultsStatus(out=out, runs=_runs(out, rows_per_run), journal_rows=journals.num_rows)
+    status.coverage = _coverage(rows)
+    return status
+
+
+def _journal_table(out: Path) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    directory = scores_dir(out)
+    for journal in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
+        try:
+            rows.extend(_read_journal(journal))
+        except FileNotFoundError:  # rolled into a part meanwhile; read with the parts
+            pass
+    return _rows_to_table(rows, None) if rows else SCORES_SCHEMA.empty_table()
+
+
+def _all_rows(out: Path, journals: pa.Table) -> duckdb.DuckDBPyRelation:
+    """Parts and journal rows as one relation, one row per resume key (a journal that was
+    just rolled can still be on disk next to its part)."""
+    connection = duckdb.connect()
+    connection.register("journal_rows", journals)
+    parts = [str(p) for p in _part_files(out)]
+    try:
+        if parts:
+            connection.read_parquet(parts, union_by_name=True).create_view("part_rows")
+        else:
+            connection.register("part_rows", SCORES_SCHEMA.empty_table())
+        key = ", ".join(RESUME_KEY)
+        return connection.sql(
+            "SELECT * FROM (SELECT * FROM part_rows UNION ALL BY NAME SELECT * FROM journal_rows) "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY created_at) = 1"
+        )
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot read the scores under {out}: {exc}; move the unreadable part away") from None
+
+
+def _runs(out: Path, rows_per_run: dict[str, int]) -> list[RunState]:
+    runs = []
+    for record in sorted((out / "runs").glob("*.json")) if (out / "runs").is_dir() else []:
+        try:
+            info = json.loads(record.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"unreadable run record {record}: {exc}; move it away") from None
+        run_id = info.get("run_id", record.stem)
+        state = info.get("status", "unknown")
+        if state == "running" and not run_is_live(out, run_id):
+            # A killed writer leaves its lock file behind; no lock file at all means a record
+            # written before runs were locked, whose writer may or may not still be alive.
+            state = "killed" if (out / "runs" / f"{run_id}.lock").exists() else "unclosed (no run lock)"
+        runs.append(RunState(
+            run_id=run_id, state=state, started_at=info.get("started_at", ""),
+            updated_at=info.get("updated_at", ""), archs_requested=info.get("archs_requested"),
+            rows=rows_per_run.get(run_id, 0),
+        ))
+    return runs
+
+
+def _coverage(rows: duckdb.DuckDBPyRelation) -> list[ProxyCoverage]:
+    found = rows.query("r", """
+        SELECT space, dataset, preset, weights, seed, proxy,
+               count(DISTINCT arch), count(DISTINCT arch_uid),
+               count(*) FILTER (WHERE shared_from IS NULL),
+               count(*) FILTER (WHERE status = 'ok'),
+               count(*) FILTER (WHERE status = 'nonfinite'),
+               count(*) FILTER (WHERE status = 'error'),
+               coalesce(sum(seconds) FILTER (WHERE shared_from IS NULL), 0)
+        FROM r GROUP BY ALL ORDER BY ALL
+    """).fetchall()
+    sizes: dict[str, int | None] = {}
+    coverage = []
+    for space, dataset, preset, weights, seed, proxy, archs, classes, computed, ok, nonfinite, error, seconds in found:
+        if space not in sizes:
+            sizes[space] = _space_size(space)
+        coverage.append(ProxyCoverage(space, dataset, preset, weights, seed, proxy, archs, classes, computed, ok,
+                                      nonfinite, error, float(seconds), sizes[space]))
+    return coverage
+
+
+def _space_size(name: str) -> int | None:
+    """Architectures in space ``name`` when it is registered and small enough to enumerate."""
+    from proxybench.errors import ProxybenchError
+    from proxybench.spaces import get_space
+
+    try:
+        space = get_space(name)
+    except ProxybenchError:  # not registered in this installation
+        return None
+    try:
+        return len(space)  # type: ignore[arg-type]
+    except TypeError:
+        return None
