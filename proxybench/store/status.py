@@ -62,7 +62,7 @@ class ProxyCoverage:
     ok: int
     nonfinite: int
     error: int
-    compute_seconds: float  # sum of ``seconds`` over computed rows
+    compute_seconds: float  # sum of ``seconds`` over computed rows (a shared pass counts for its first proxy)
     space_size: int | None  # architectures in the space, when it can be enumerated
 
 
@@ -112,6 +112,8 @@ class ResultsStatus:
         for row in table:
             lines.append("  ".join(v.rjust(w) if k >= 6 else v.ljust(w)
                                    for k, (v, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append("hours: worker time of the computed rows; a pass shared by several proxies counts "
+                     "for the first proxy that ran it")
         return "\n".join(lines)
 
 
