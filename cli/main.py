@@ -247,7 +247,6 @@ def score_command(
     click.echo(str(summary))
 
 
-
 @cli.command(name="status")
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
@@ -259,7 +258,7 @@ def status_command(out: Path, fmt: str) -> None:
     Runs are finished, running (the writer is alive), killed (it died without closing: rerun
     its command to resume; nothing but the architecture in flight is lost) or interrupted.
     Per proxy: architectures scored (of the space's total when it can be enumerated),
-    isomorphism classes, rows by status, and CPU hours of the computed rows. Reads the
+    isomorphism classes, rows by status, and worker hours of the computed rows. Reads the
     Parquet parts and the journals of live runs, so it works while a run is going.
 
     \b
@@ -273,6 +272,7 @@ def status_command(out: Path, fmt: str) -> None:
 
     status = results_status(out)
     click.echo(json.dumps(status.to_dict(), indent=2) if fmt == "json" else str(status))
+
 
 # Commands of other modules register themselves here (one line each).
 cli.add_command(truth_group)

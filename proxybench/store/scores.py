@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from proxybench.errors import StoreError
 from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
 
-__all__ = ["ScoreWriter", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
+__all__ = ["ScoreWriter", "journal_rows", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
 
 LOCK_NAME = ".lock"
 
@@ -148,6 +148,20 @@ def _recover_journals_locked(directory: Path) -> None:
         stale.unlink()
 
 
+def journal_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Complete rows of every journal under ``out`` (live writers' and dead ones' not yet
+    recovered). A journal rolled into a part while this reads is skipped: its rows are in
+    the part, which callers read next."""
+    directory = scores_dir(out)
+    rows: list[dict[str, Any]] = []
+    for journal in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
+        try:
+            rows.extend(_read_journal(journal))
+        except FileNotFoundError:
+            pass
+    return rows
+
+
 def _part_files(out: str | os.PathLike[str]) -> list[Path]:
     directory = scores_dir(out)
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
@@ -159,14 +173,7 @@ def stored_keys(out: str | os.PathLike[str]) -> set[tuple[str, ...]]:
     Complete lines of journals count too: they are durable rows, whether their writer died
     (its journal becomes a part when the directory is next opened for writing) or still runs.
     """
-    keys: set[tuple[str, ...]] = set()
-    directory = scores_dir(out)
-    if directory.is_dir():
-        for journal in sorted(directory.glob("journal-*.jsonl")):
-            try:
-                keys.update(tuple(row[c] for c in RESUME_KEY) for row in _read_journal(journal))
-            except FileNotFoundError:  # rolled into a part meanwhile; read below
-                pass
+    keys = {tuple(row[c] for c in RESUME_KEY) for row in journal_rows(out)}
     for part in _part_files(out):
         try:
             table = pq.read_table(part, columns=list(RESUME_KEY))
@@ -201,17 +208,9 @@ def stored_rows(
     def wanted(row: Mapping[str, Any]) -> bool:
         return row.get("settings_hash") in hashes and (uids is None or row.get("arch_uid") in uids)
 
-    rows: list[dict[str, Any]] = []
     if not hashes:
-        return rows
-    directory = scores_dir(out)
-    if directory.is_dir():
-        for journal in sorted(directory.glob("journal-*.jsonl")):
-            try:
-                rows.extend({name: r.get(name) for name in SCORES_SCHEMA.names}
-                            for r in _read_journal(journal) if wanted(r))
-            except FileNotFoundError:  # rolled into a part meanwhile; read below
-                pass
+        return []
+    rows = [{name: r.get(name) for name in SCORES_SCHEMA.names} for r in journal_rows(out) if wanted(r)]
     for part in _part_files(out):
         try:
             table = pq.read_table(part, schema=SCORES_SCHEMA)

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from proxybench.errors import StoreError
 from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
-from proxybench.store.scores import _part_files, _read_journal, _rows_to_table, run_is_live, scores_dir
+from proxybench.store.scores import _part_files, _rows_to_table, journal_rows, run_is_live, scores_dir
 
 __all__ = ["RunState", "ProxyCoverage", "ResultsStatus", "results_status"]
 
@@ -136,13 +136,7 @@ def results_status(out: str | os.PathLike[str]) -> ResultsStatus:
 
 
 def _journal_table(out: Path) -> pa.Table:
-    rows: list[dict[str, Any]] = []
-    directory = scores_dir(out)
-    for journal in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
-        try:
-            rows.extend(_read_journal(journal))
-        except FileNotFoundError:  # rolled into a part meanwhile; read with the parts
-            pass
+    rows = journal_rows(out)
     return _rows_to_table(rows, None) if rows else SCORES_SCHEMA.empty_table()
 
 
