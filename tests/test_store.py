@@ -142,3 +142,12 @@ def test_status_of_a_directory_without_results_is_a_clear_error(tmp_path):
 
     with pytest.raises(StoreError, match="not a results directory.*proxybench score --out"):
         results_status(tmp_path)
+
+
+def test_status_of_a_corrupt_part_is_a_clear_error(tmp_path):
+    from proxybench.store.status import results_status
+
+    ScoreWriter(tmp_path, "r", {}).close()
+    (tmp_path / "scores" / "part-x-00000.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match="cannot read the scores files"):
+        results_status(tmp_path)

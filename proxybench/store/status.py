@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from proxybench.errors import StoreError
 from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
+from proxybench.store.views import open_views
 from proxybench.store.scores import _part_files, _rows_to_table, journal_rows, run_is_live, scores_dir
 
 __all__ = ["RunState", "ProxyCoverage", "ResultsStatus", "results_status"]
@@ -142,22 +143,18 @@ def _journal_table(out: Path) -> pa.Table:
 
 def _all_rows(out: Path, journals: pa.Table) -> duckdb.DuckDBPyRelation:
     """Parts and journal rows as one relation, one row per resume key (a journal that was
-    just rolled can still be on disk next to its part)."""
-    connection = duckdb.connect()
+    just rolled can still be on disk next to its part). The parts are read through
+    :func:`open_views`, so an unreadable part is the same one-line error as everywhere."""
+    parts = _part_files(out)
+    connection = open_views(scores=parts) if parts else duckdb.connect()
+    if not parts:  # a first run that has not rolled its journal into a part yet
+        connection.register("scores", SCORES_SCHEMA.empty_table())
     connection.register("journal_rows", journals)
-    parts = [str(p) for p in _part_files(out)]
-    try:
-        if parts:
-            connection.read_parquet(parts, union_by_name=True).create_view("part_rows")
-        else:
-            connection.register("part_rows", SCORES_SCHEMA.empty_table())
-        key = ", ".join(RESUME_KEY)
-        return connection.sql(
-            "SELECT * FROM (SELECT * FROM part_rows UNION ALL BY NAME SELECT * FROM journal_rows) "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY created_at) = 1"
-        )
-    except duckdb.Error as exc:
-        raise StoreError(f"cannot read the scores under {out}: {exc}; move the unreadable part away") from None
+    key = ", ".join(RESUME_KEY)
+    return connection.sql(
+        "SELECT * FROM (SELECT * FROM scores UNION ALL BY NAME SELECT * FROM journal_rows) "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY created_at) = 1"
+    )
 
 
 def _runs(out: Path, rows_per_run: dict[str, int]) -> list[RunState]:
