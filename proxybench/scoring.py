@@ -56,6 +56,7 @@ threads.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -176,6 +177,15 @@ def _prepare_network(
         net = net.double()
     net.train()
     return net
+
+
+def _build_on(space: SearchSpace, arch: str, num_classes: int, device: torch.device, **options: Any) -> nn.Module:
+    """``space.build(arch, num_classes, **options)`` on ``device``, in train mode: the ``builder`` need.
+
+    Weights are drawn from torch's global generator at the time of the call, so a proxy that
+    builds after the engine's reseed gets the same network on every run.
+    """
+    return space.build(arch, num_classes, **options).to(device).train()
 
 
 def _row_status(value: float) -> str:
@@ -628,12 +638,15 @@ def _score_one(
                 n_images = int(settings.get("eval_images", batch.size))
                 proxy_batch = setup.held_out(n_images).to(device).resized(resolution)
                 row_batch_id = f"held-out:{n_images}"
+            call_settings = dict(settings)
+            if "builder" in spec.needs:  # the proxy builds networks of its own from the architecture
+                call_settings["builder"] = functools.partial(_build_on, space, arch, num_classes, device)
             torch.manual_seed(seed)
             if cache is None:
-                value = float(spec.fn(net, proxy_batch, **settings))
+                value = float(spec.fn(net, proxy_batch, **call_settings))
             else:
                 with sharing(cache, variant=variant):
-                    value = float(spec.fn(net, proxy_batch, **settings))
+                    value = float(spec.fn(net, proxy_batch, **call_settings))
             status = _row_status(value)
         except (KeyboardInterrupt, SystemExit):
             raise

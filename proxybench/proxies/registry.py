@@ -44,6 +44,8 @@ NEEDS: Mapping[str, str] = MappingProxyType(
         "no_bn": "a copy of the network without BatchNorm (which BNs go is the preset's choice)",
         "float64": "the network and inputs cast to float64",
         "trained_weights": "weights from a weight provider instead of the initialisation",
+        "builder": "a callable that builds the same architecture afresh at other sizes (keyword `builder`), "
+                   "for proxies that score a network of their own (TE-NAS's linear regions)",
     }
 )
 
@@ -59,6 +61,11 @@ PASSES: Mapping[str, str] = MappingProxyType(
         "abs_ones": "forward + backward of the |theta| network on an all-ones input",
         "gaussian_forward": "forward passes on Gaussian inputs with Gaussian-redrawn weights",
         "perturbed_pair": "loss passes of the |theta| network and of a weight-perturbed copy on a stepped input (CRoZe)",
+        "feature_forward": "forward pass recording per-block feature maps (MeCo, SWAP, AZ-NAS)",
+        "feature_backward": "backward of a loss through recorded per-block feature maps (AZ-NAS trainability)",
+        "multi_batch_grads": "loss gradients of several batches, kept per batch (ZiCo)",
+        "per_sample_grads": "gradients of each sample's loss or outputs to the weights (GradSign, TE-NAS NTK, VKDNW)",
+        "own_network": "passes through a network the proxy builds itself from the architecture (TE-NAS linear regions)",
     }
 )
 

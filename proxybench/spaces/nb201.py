@@ -397,7 +397,8 @@ class NB201Space(SearchSpace):
         """The architecture with the most parameters and FLOPs: every edge ``nor_conv_3x3``."""
         return format_arch(["nor_conv_3x3"] * 6)
 
-    def build(self, arch: str, num_classes: int = 10, *, bn: str = "all") -> nn.Module:
+    def build(self, arch: str, num_classes: int = 10, *, bn: str = "all", channels: int = 16,
+              cells_per_stage: int = 5) -> nn.Module:
         """A freshly initialised benchmark network (:class:`~proxybench.spaces.nb201_net.NB201Network`).
 
         Args:
@@ -406,10 +407,13 @@ class NB201Space(SearchSpace):
             bn: ``"all"`` (the benchmark's network), ``"none"`` (no BatchNorm; NASLib's SynFlow
                 copy) or ``"foresight"`` (zero-cost-nas's SynFlow copy); see
                 :data:`~proxybench.spaces.nb201_net.BN_MODES`.
+            channels: Stem width (the benchmark's 16). Proxies that score a network of their
+                own (TE-NAS's linear regions on a thin copy) ask for others.
+            cells_per_stage: Cells per stage (the benchmark's 5).
         """
         from proxybench.spaces.nb201_net import NB201Network  # torch-heavy; imported on use
 
-        return NB201Network(parse_arch(arch), num_classes, bn=bn)
+        return NB201Network(parse_arch(arch), num_classes, bn=bn, channels=channels, cells_per_stage=cells_per_stage)
 
     def __iter__(self) -> Iterator[str]:
         return iter(all_archs())

@@ -146,7 +146,7 @@ def _all_rows(out: Path, journals: pa.Table) -> duckdb.DuckDBPyRelation:
     just rolled can still be on disk next to its part). The parts are read through
     :func:`open_views`, so an unreadable part is the same one-line error as everywhere."""
     parts = _part_files(out)
-    connection = open_views(scores=parts) if parts else duckdb.connect()
+    connection = open_views(scores=parts, ensembles=()) if parts else duckdb.connect()
     if not parts:  # a first run that has not rolled its journal into a part yet
         connection.register("scores", SCORES_SCHEMA.empty_table())
     connection.register("journal_rows", journals)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any
 from pathlib import Path
 
 import duckdb
@@ -75,6 +76,7 @@ def open_views(
     truth: Sequence[PathLike] | None = None,
     out: PathLike | None = None,
     archive: Sequence[PathLike] | None = None,
+    ensembles: Iterable[Any] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A new DuckDB connection with the views ``scores`` and ``truth``.
 
@@ -83,6 +85,10 @@ def open_views(
         truth: Where the truth files are.
         out: A results directory, used for whichever of ``scores``/``truth`` is not given.
         archive: Where search archives are (``archive`` view; only opened when given).
+        ensembles: Rank ensembles (:class:`proxybench.ensembles.Ensemble`) to add to the
+            ``scores`` view, recomputed from the stored components over the architectures read
+            (:mod:`proxybench.ensembles`); default: every built-in ensemble whose components are
+            stored. ``()`` gives the stored rows only (``proxybench status`` does).
 
     Returns:
         The connection; the caller closes it (``with open_views(...) as con:``).
@@ -107,8 +113,11 @@ def open_views(
             files = resolve_parquet_files(given, kind)
             try:
                 relation = con.read_parquet([str(p) for p in files], union_by_name=True)
-                relation.create_view(kind, replace=True)
-                con.execute(f"SELECT * FROM {kind} LIMIT 0")  # kind is one of three literals above
+                stored = "pb_stored_scores" if kind == "scores" else kind
+                relation.create_view(stored, replace=True)
+                con.execute(f"SELECT * FROM {stored} LIMIT 0")  # one of four literals above
+                if kind == "scores":
+                    _scores_with_ensembles(con, stored, ensembles)
             except duckdb.Error as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise StoreError(f"cannot read the {kind} files ({len(files)} given): {first}") from None
@@ -116,3 +125,15 @@ def open_views(
         con.close()
         raise
     return con
+
+
+def _scores_with_ensembles(con: duckdb.DuckDBPyConnection, stored: str, ensembles: Iterable[Any] | None) -> None:
+    """The ``scores`` view: the stored rows, plus the rows of every ensemble computable from them."""
+    from proxybench.ensembles import ENSEMBLES, add_ensembles
+
+    chosen = list(ENSEMBLES.values()) if ensembles is None else list(ensembles)
+    if chosen and add_ensembles(con, stored, chosen):
+        con.execute(f"CREATE OR REPLACE VIEW scores AS SELECT * FROM {stored} UNION ALL BY NAME "
+                    "SELECT * FROM pb_ensembles")
+    else:
+        con.execute(f"CREATE OR REPLACE VIEW scores AS SELECT * FROM {stored}")

@@ -1,0 +1,236 @@
+"""Rank ensembles: proxies defined by combining other proxies' ranks over a set of architectures.
+
+AZ-NAS's score is ``Σ_i log(rank_i / N)`` over its four components, TE-NAS's a sum of two
+ranks. A rank exists only relative to a set of architectures, so these are not computed
+per architecture by the scoring engine. Instead:
+
+* the engine stores the **components** as ordinary proxies (``az_expressivity``, …), one row
+  per architecture, resumable like any score;
+* an **ensemble** is a definition (:class:`Ensemble`: its components and a combination
+  rule), registered once by name (:data:`ENSEMBLES`) or given by the user
+  (:func:`parse_ensemble`, ``name=a+b+c:logrank``);
+* whenever the scores are read (:func:`proxybench.store.views.open_views`, hence
+  ``correlate``, ``tables`` and plots), every ensemble whose components are present is
+  **recomputed from the stored components over the architectures being read**, and appears
+  in the ``scores`` view as rows of its own (``proxy`` = the ensemble's name, ``run_id`` =
+  ``ensemble``, ``settings`` = the definition, the components' settings hashes and the size
+  of the ranked set).
+
+The ranked set is every architecture that has an ``ok``, finite row of *every* component
+within one group of (space, dataset, preset, weights, seed, batch size) and one settings hash
+per component; architectures missing a component are left out (not ranked as worst), and
+so are isomorphic copies' rows no differently from computed ones: over the whole NB201
+space the set has 15,625 strings, as in the AZ-NAS and TE-NAS evaluations. To rank within
+another set (say 1,000 sampled architectures), read only the scores of that set: the
+ensemble of an architecture is *defined* relative to the set, which the ``ranked_over``
+entry of its settings records.
+
+Ranks are taken on oriented scores (a lower-is-better component is negated first), in
+ascending order with ties given their average rank (``scipy.stats.rankdata``'s default,
+which the AZ-NAS notebook uses), so the best architecture of a component has rank N and
+every rule below reads "higher is better":
+
+* ``logrank``: ``Σ_i log(rank_i / N)`` (AZ-NAS, Eq. 9);
+* ``ranksum``: ``Σ_i rank_i`` (TE-NAS's rank sum; its ordering equals the mean rank's);
+* ``meanrank``: ``Σ_i rank_i / k``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import duckdb
+
+from proxybench.errors import ProxybenchError
+
+__all__ = ["Ensemble", "ENSEMBLES", "RULES", "parse_ensemble", "get_ensemble", "ensemble_rows_sql",
+           "add_ensembles"]
+
+#: Combination rules: name -> (SQL aggregate over ``rk`` (rank) and ``n`` (set size), description).
+RULES: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "logrank": ("sum(ln(rk / n))", "sum of log(rank/N) (AZ-NAS)"),
+    "ranksum": ("sum(rk)", "sum of ranks (TE-NAS)"),
+    "meanrank": ("avg(rk)", "mean rank"),
+})
+
+#: Group columns within which ranks are taken (besides one settings hash per component).
+GROUP = ("space", "dataset", "preset", "weights", "seed", "batch_size")
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A named combination of component proxies' ranks.
+
+    Attributes:
+        name: The ``proxy`` value its rows get.
+        components: Proxy names, at least two.
+        rule: A key of :data:`RULES`.
+        paper: Where the combination is defined (empty for a user's).
+    """
+
+    name: str
+    components: tuple[str, ...]
+    rule: str
+    paper: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", self.name):
+            raise ProxybenchError(f"ensemble name {self.name!r} must be letters, digits, _ . - (e.g. az_nas)")
+        if len(set(self.components)) < 2 or len(set(self.components)) != len(self.components):
+            raise ProxybenchError(f"ensemble {self.name!r} needs at least two distinct components, "
+                                  f"got {list(self.components)}")
+        if self.rule not in RULES:
+            raise ProxybenchError(f"ensemble {self.name!r}: unknown rule {self.rule!r}; choose one of "
+                                  f"{', '.join(RULES)}")
+
+    def definition(self) -> dict[str, object]:
+        """What the rows' ``settings`` record about the definition."""
+        return {"ensemble": self.name, "components": list(self.components), "rule": self.rule,
+                "paper": self.paper, "ranks": "ascending on oriented scores, ties averaged"}
+
+
+_AZ = "arXiv:2403.19232 (Lee & Ham 2024, AZ-NAS, CVPR), Eq. 9"
+_TENAS = "arXiv:2102.11535 (Chen et al. 2021, TE-NAS, ICLR)"
+
+#: The ensembles papers define, available by name wherever scores are read.
+ENSEMBLES: Mapping[str, Ensemble] = MappingProxyType({
+    "az_nas": Ensemble("az_nas", ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity"),
+                       "logrank", _AZ),
+    "tenas": Ensemble("tenas", ("tenas_ntk", "tenas_lr"), "ranksum", _TENAS),
+})
+
+
+def get_ensemble(name: str) -> Ensemble:
+    """The built-in ensemble ``name``; a one-line error naming the known ones."""
+    try:
+        return ENSEMBLES[name]
+    except KeyError:
+        raise ProxybenchError(f"unknown ensemble {name!r}; built in: {', '.join(ENSEMBLES)}, "
+                              "or define one as NAME=A+B[+C...][:RULE]") from None
+
+
+def parse_ensemble(text: str) -> Ensemble:
+    """``NAME=A+B+C[:RULE]`` (rule default ``logrank``) or the name of a built-in ensemble.
+
+    Raises:
+        ProxybenchError: Malformed text, an unknown rule or a single component.
+    """
+    text = text.strip()
+    if "=" not in text:
+        return get_ensemble(text)
+    name, _, body = text.partition("=")
+    parts, _, rule = body.partition(":")
+    components = tuple(p.strip() for p in parts.split("+") if p.strip())
+    return Ensemble(name.strip(), components, rule.strip() or "logrank")
+
+
+def _hash(payload: Mapping[str, object]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def ensemble_rows_sql(rule: str) -> str:
+    """SQL that ranks the rows of ``pb_ens_input(arch, arch_uid, proxy, x)`` and combines them per arch."""
+    aggregate = RULES[rule][0]
+    return f"""
+    WITH complete AS (
+        SELECT arch FROM pb_ens_input GROUP BY arch HAVING count(DISTINCT proxy) = ?
+    ), ranked AS (
+        SELECT i.arch, i.arch_uid, i.proxy,
+               (rank() OVER w + count(*) OVER w) / 2.0 AS rk,
+               count(*) OVER (PARTITION BY i.proxy) AS n
+        FROM pb_ens_input i JOIN complete c USING (arch)
+        WINDOW w AS (PARTITION BY i.proxy ORDER BY i.x)
+    )
+    SELECT arch, any_value(arch_uid) AS arch_uid, {aggregate} AS score, any_value(n) AS n
+    FROM ranked GROUP BY arch ORDER BY arch
+    """
+
+
+def add_ensembles(con: duckdb.DuckDBPyConnection, source: str, ensembles: Iterable[Ensemble]) -> int:
+    """Create the table ``pb_ensembles`` (scores-schema rows of every computable ensemble; none when empty).
+
+    Args:
+        con: Connection holding the view ``source`` over the stored score files.
+        source: Name of that view.
+        ensembles: Definitions to compute; one whose components are not all stored is skipped
+            (it simply has no rows), so the built-in list can always be passed.
+
+    Returns:
+        The number of rows written.
+    """
+    columns = [r[0] for r in con.execute(f"DESCRIBE {source}").fetchall()]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pb_ensembles AS SELECT * FROM {source} LIMIT 0")
+    total = 0
+    group_sql = ", ".join(GROUP)
+    for ensemble in ensembles:
+        variants = con.execute(
+            f"SELECT DISTINCT {group_sql}, proxy, settings_hash FROM {source} "
+            "WHERE proxy IN (SELECT unnest(?)) AND status = 'ok' AND isfinite(score)",
+            [list(ensemble.components)],
+        ).fetchall()
+        by_group: dict[tuple[object, ...], dict[str, list[str]]] = {}
+        for row in variants:
+            by_group.setdefault(tuple(row[:len(GROUP)]), {}).setdefault(row[len(GROUP)], []).append(row[-1])
+        for group, per_proxy in sorted(by_group.items(), key=lambda kv: json.dumps(kv[0], default=str)):
+            if set(per_proxy) != set(ensemble.components):
+                continue
+            for hashes in itertools.product(*(sorted(per_proxy[c]) for c in ensemble.components)):
+                total += _add_one(con, source, columns, ensemble, group, dict(zip(ensemble.components, hashes)))
+    con.execute("DROP TABLE IF EXISTS pb_ens_input")
+    con.execute("DROP TABLE IF EXISTS pb_ens_rows")
+    if not total:
+        con.execute("DROP TABLE pb_ensembles")
+    return total
+
+
+def _add_one(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[str], ensemble: Ensemble,
+             group: tuple[object, ...], hashes: Mapping[str, str]) -> int:
+    where = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in GROUP)
+    pairs = " OR ".join("(proxy = ? AND settings_hash = ?)" for _ in hashes)
+    params: list[object] = [*group, *itertools.chain.from_iterable(hashes.items())]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE pb_ens_input AS "
+        "SELECT arch, arch_uid, proxy, CASE WHEN higher_is_better THEN score ELSE -score END AS x "
+        f"FROM {source} WHERE {where} AND ({pairs}) AND status = 'ok' AND isfinite(score)",
+        params,
+    )
+    rows = con.execute(ensemble_rows_sql(ensemble.rule), [len(hashes)]).fetchall()
+    if not rows:
+        return 0
+    ranked_over = int(rows[0][3])
+    settings = {**ensemble.definition(), "component_settings_hash": dict(hashes), "ranked_over": ranked_over,
+                **dict(zip(GROUP, group))}
+    settings_text = json.dumps(settings, sort_keys=True, default=str)
+    digest = _hash({**ensemble.definition(), "component_settings_hash": dict(hashes)})
+    fixed = dict(zip(GROUP, group))
+    values = {
+        **fixed, "proxy": ensemble.name, "status": "ok", "error": None, "higher_is_better": True,
+        "batch_id": "ensemble", "settings": settings_text, "settings_hash": digest, "device": "",
+        "dtype": "float64", "seconds": 0.0, "run_id": "ensemble", "shared_from": None,
+    }
+    con.execute("CREATE OR REPLACE TEMP TABLE pb_ens_rows (arch VARCHAR, arch_uid VARCHAR, score DOUBLE)")
+    con.executemany("INSERT INTO pb_ens_rows VALUES (?, ?, ?)", [(a, u, s) for a, u, s, _ in rows])
+    select = []
+    params2: list[object] = []
+    for column in columns:
+        if column in ("arch", "arch_uid", "score"):
+            select.append(f"r.{column}")
+        elif column in values:
+            select.append("?")
+            params2.append(values[column])
+        elif column in ("proxybench_version", "torch_version"):
+            select.append(f"(SELECT any_value({column}) FROM {source})")
+        elif column == "created_at":
+            select.append("now()")
+        else:
+            select.append("NULL")
+    con.execute(f"INSERT INTO pb_ensembles BY NAME SELECT {', '.join(f'{s} AS {c}' for s, c in zip(select, columns))} "
+                "FROM pb_ens_rows r", params2)
+    return len(rows)
