@@ -62,6 +62,10 @@ class Columns(click.ParamType):
 @click.option("--by", type=Columns(list(BY_COLUMNS)), default="", show_default=False,
               help="Extra grouping columns, comma-separated: " + ", ".join(BY_COLUMNS)
               + ". Proxy, dataset, metric and every scoring/truth setting always group.")
+@click.option("--ensemble", "ensembles", multiple=True, metavar="NAME=A+B[+C][:RULE]",
+              help="Also correlate a rank ensemble of stored proxies (repeatable); RULE logrank (AZ-NAS, default), "
+              "ranksum (TE-NAS) or meanrank. Ranks are taken over the architectures read that have every "
+              "component. The papers' own (az_nas, tenas) are added whenever their components are stored.")
 @click.option("--top-k", "top_k", type=TopK(), default="1,5,10", show_default=True,
               help="Top-k overlaps to report, in percent of the architectures ('none' for none).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
@@ -80,7 +84,7 @@ class Columns(click.ParamType):
 @library_errors
 def correlate(
     scores: tuple[str, ...], truth: tuple[str, ...], datasets: tuple[str, ...], metrics: tuple[str, ...],
-    proxies: str | None, by: tuple[str, ...], top_k: tuple[float, ...], bootstrap: int, seed: int, fmt: str,
+    proxies: str | None, ensembles: tuple[str, ...], by: tuple[str, ...], top_k: tuple[float, ...], bootstrap: int, seed: int, fmt: str,
     output: Path | None, plot_dir: Path | None,
 ) -> None:
     """How well each proxy's scores predict the truth: Spearman, Kendall tau-b, Pearson, top-k.
@@ -97,6 +101,7 @@ def correlate(
       proxybench correlate --scores results --truth results --format latex --output table.tex
       proxybench correlate --scores 'runs/*/scores/*.parquet' --truth results --by run_id --bootstrap 1000
       proxybench correlate --scores results --truth results --dataset cifar10 --plot plots
+      proxybench correlate --scores results --truth results --ensemble "zc=synflow+nwot+jacov:logrank"
     """
     from proxybench.stats import correlate as correlate_scores
     from proxybench.stats import render
@@ -107,7 +112,10 @@ def correlate(
             plot_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.ClickException(f"cannot write plots to {plot_dir}: {exc.strerror or exc}") from None
-    with open_views(scores=list(scores), truth=list(truth)) as con:
+    from proxybench.ensembles import ENSEMBLES, parse_ensemble
+
+    chosen = {**ENSEMBLES, **{e.name: e for e in map(parse_ensemble, ensembles)}}
+    with open_views(scores=list(scores), truth=list(truth), ensembles=chosen.values()) as con:
         result = correlate_scores(
             con, dataset=list(datasets) or None, metric=list(metrics) or None, proxies=proxies, by=by,
             top_k=top_k, bootstrap=bootstrap, seed=seed,

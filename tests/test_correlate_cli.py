@@ -157,3 +157,16 @@ def test_new_commands_have_help():
     for args in (["truth", "-h"], ["truth", "import", "-h"], ["correlate", "-h"]):
         result = invoke(*args)
         assert result.exit_code == 0 and "Example:" in result.output, result.output
+
+
+def test_correlate_a_user_ensemble_and_reject_a_malformed_one(tmp_path):
+    out = results(tmp_path)
+    result = invoke("correlate", "--scores", str(out), "--truth", str(out), "--ensemble", "ab=alpha+beta:meanrank",
+                    "--format", "json", "--top-k", "none")
+    assert result.exit_code == 0, result.output
+    rows = {r["proxy"]: r for r in json.loads(result.output)}
+    assert set(rows) == {"alpha", "beta", "ab"}
+    assert rows["ab"]["n"] == len(ARCHS) - 1  # beta's NaN architecture has no complete set of components
+    bad = CliRunner().invoke(cli, ["correlate", "--scores", str(out), "--truth", str(out), "--ensemble", "ab=alpha"])
+    assert bad.exit_code != 0
+    assert "needs at least two distinct components" in bad.output and "Traceback" not in bad.output
