@@ -10,6 +10,7 @@ import click
 
 import proxybench
 from proxybench.errors import ProxybenchError
+from proxybench.presets import list_presets
 from proxybench_cli._options import (
     CONTEXT_SETTINGS,
     data_dir_option,
@@ -146,7 +147,8 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space (see: proxybench space).")
 @click.option("--proxies", default="all", show_default=True,
               help="Comma-separated proxy names or wildcards; 'all' (every proxy scored at initialisation: the "
-              "zero-cost suite and croze) or 'zero-cost' (the suite of Abdelfattah et al. / NAS-Bench-Suite-Zero). "
+              "zero-cost suite, croze and the modern proxies), 'zero-cost' (the suite of Abdelfattah et al. / "
+              "NAS-Bench-Suite-Zero) or 'modern' (ZiCo, GradSign, MeCo, SWAP, AZ-NAS, TE-NAS and VKDNW components). "
               "See: proxybench proxies.")
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True,
               help="Dataset of the proxy batch and size of the network's head.")
@@ -155,8 +157,9 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--all", "all_archs", is_flag=True, help="Score every architecture of the space.")
 @click.option("--archs", "archs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="File with one architecture per line, or the CSV of 'proxybench space'.")
-@click.option("--preset", type=click.Choice(["proxybench", "zc-nas", "suite-zero"]), default=None,
-              help="Settings preset [default: proxybench]; zc-nas and suite-zero reproduce the references.")
+@click.option("--preset", type=click.Choice(list_presets()), default=None,
+              help="Settings preset [default: proxybench]; the others reproduce a reference's protocol "
+              "(see: proxybench presets).")
 @seed_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per proxy batch (default: the preset's).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")

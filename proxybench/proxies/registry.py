@@ -26,6 +26,7 @@ __all__ = [
     "NEEDS",
     "PASSES",
     "ZERO_COST_FAMILIES",
+    "MODERN_FAMILIES",
     "ProxySpec",
     "proxy",
     "get_proxy",
@@ -35,6 +36,10 @@ __all__ = [
 
 #: Families of the zero-cost suite (``--proxies zero-cost``).
 ZERO_COST_FAMILIES = frozenset({"cost", "gradient", "synflow", "activation"})
+
+#: Families of the proxies published since 2021 (``--proxies modern``): ZiCo, GradSign, MeCo,
+#: SWAP, AZ-NAS's components, TE-NAS's components and VKDNW.
+MODERN_FAMILIES = frozenset({"zico", "gradsign", "meco", "swap", "aznas", "tenas", "vkdnw"})
 
 #: What a proxy needs prepared before it is called.
 NEEDS: Mapping[str, str] = MappingProxyType(
@@ -242,15 +247,17 @@ def resolve_proxies(selection: str | Sequence[str] | None) -> list[ProxySpec]:
 
     ``all`` means every proxy that does not need trained weights (the zero-cost suite and
     CRoZe); ``zero-cost`` only the zero-cost suite of Abdelfattah et al. / NAS-Bench-Suite-Zero
-    (families in :data:`ZERO_COST_FAMILIES`), the set the speed benchmarks measure.
+    (families in :data:`ZERO_COST_FAMILIES`), the set the speed benchmarks measure; ``modern``
+    the proxies published since (families in :data:`MODERN_FAMILIES`).
 
     Raises:
         UnknownProxyError: When a name or pattern matches nothing.
     """
     if selection is None or selection == "all":
         return [spec for spec in map(get_proxy, list_proxies()) if "trained_weights" not in spec.needs]
-    if selection == "zero-cost":
-        return [spec for spec in map(get_proxy, list_proxies()) if spec.family in ZERO_COST_FAMILIES]
+    if selection in ("zero-cost", "modern"):
+        families = ZERO_COST_FAMILIES if selection == "zero-cost" else MODERN_FAMILIES
+        return [spec for spec in map(get_proxy, list_proxies()) if spec.family in families]
     items = [s.strip() for s in selection.split(",")] if isinstance(selection, str) else list(selection)
     chosen: list[str] = []
     for item in filter(None, items):
