@@ -121,3 +121,23 @@ def test_resume_after_sigkill_does_not_rescore_journaled_archs(tmp_path, data_di
     assert summary.archs_skipped == 2 and summary.archs_scored == 1
     rows = read_scores(tmp_path).to_pylist()
     assert sorted(r["arch"] for r in rows) == sorted(archs)
+
+
+def test_builder_need_gives_a_seeded_builder_of_the_same_architecture(tmp_path, data_dir, monkeypatch):
+    import torch
+
+    def thin_params(net, batch, *, builder):
+        thin = builder(channels=4, cells_per_stage=1)
+        assert thin.training and next(thin.parameters()).device == batch.inputs.device
+        return float(sum(p.numel() for p in thin.parameters()) + thin.stem.conv.weight.sum().item())
+
+    fake_proxy(monkeypatch, "t_thin", thin_params, needs=("builder",))
+    score_architectures(ARCHS, proxies="t_thin", data_dir=data_dir, batch_size=4, seed=5, progress=False, out=tmp_path)
+    got = {arch: score for (arch, _), (score, _) in scores_by_key(tmp_path).items()}
+    space = get_space("nb201")
+    for arch in ARCHS:
+        torch.manual_seed(5)  # the engine reseeds right before the proxy, so the build is reproducible
+        thin = space.build(arch, 10, channels=4, cells_per_stage=1)
+        expected = sum(p.numel() for p in thin.parameters()) + thin.stem.conv.weight.sum().item()
+        assert got[arch] == pytest.approx(expected, rel=0, abs=0)
+    assert got[ARCHS[0]] != got[ARCHS[1]]
