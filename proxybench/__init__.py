@@ -7,7 +7,13 @@ Public entry points::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+# Before anything imports torch: passive OpenMP waiting and threads = the CPUs we may use
+# (proxybench._threads says why: two jobs on shared cores otherwise slow each other ~8x).
+from proxybench._threads import configure as _configure_threads
+
+_configure_threads()
+
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 try:
     __version__ = version("proxybench")
