@@ -16,11 +16,12 @@ per architecture by the scoring engine. Instead:
   ``ensemble``, ``settings`` = the definition, the components' settings hashes and the size
   of the ranked set).
 
-The ranked set is every architecture that has an ``ok``, finite row of *every* component
+The ranked set is every architecture that has a usable row of *every* component (``ok``;
+with ``nonfinite="worst"``, as AZ-NAS, ``nonfinite`` rows too, ranked as −inf)
 within one group of (space, dataset, preset, weights, seed, batch size) and one settings hash
 per component; architectures missing a component are left out (not ranked as worst), and
-so are isomorphic copies' rows no differently from computed ones: over the whole NB201
-space the set has 15,625 strings, as in the AZ-NAS and TE-NAS evaluations. To rank within
+isomorphic copies count like computed rows: over the whole NB201 space the set has 15,625
+strings, as in the AZ-NAS and TE-NAS evaluations. To rank within
 another set (say 1,000 sampled architectures), read only the scores of that set: the
 ensemble of an architecture is *defined* relative to the set, which the ``ranked_over``
 entry of its settings records.
@@ -72,12 +73,18 @@ class Ensemble:
         components: Proxy names, at least two.
         rule: A key of :data:`RULES`.
         paper: Where the combination is defined (empty for a user's).
+        nonfinite: What a component's ``nonfinite`` row means: ``exclude`` (the architecture
+            has no complete set and is left out, like a missing row) or ``worst`` (NaN counts
+            as −inf on the oriented scale, so it and −inf rank lowest and +inf highest — the
+            AZ-NAS notebook's rule, where −inf is an honest "no expressivity" value; dropping
+            those rows would change N and every rank). ``error`` rows are always left out.
     """
 
     name: str
     components: tuple[str, ...]
     rule: str
     paper: str = ""
+    nonfinite: str = "exclude"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", self.name):
@@ -85,6 +92,9 @@ class Ensemble:
         if len(set(self.components)) < 2 or len(set(self.components)) != len(self.components):
             raise ProxybenchError(f"ensemble {self.name!r} needs at least two distinct components, "
                                   f"got {list(self.components)}")
+        if self.nonfinite not in ("exclude", "worst"):
+            raise ProxybenchError(f"ensemble {self.name!r}: nonfinite must be 'exclude' or 'worst', "
+                                  f"got {self.nonfinite!r}")
         if self.rule not in RULES:
             raise ProxybenchError(f"ensemble {self.name!r}: unknown rule {self.rule!r}; choose one of "
                                   f"{', '.join(RULES)}")
@@ -92,7 +102,14 @@ class Ensemble:
     def definition(self) -> dict[str, object]:
         """What the rows' ``settings`` record about the definition."""
         return {"ensemble": self.name, "components": list(self.components), "rule": self.rule,
-                "paper": self.paper, "ranks": "ascending on oriented scores, ties averaged"}
+                "paper": self.paper, "nonfinite": self.nonfinite,
+                "ranks": "ascending on oriented scores, ties averaged"}
+
+    def row_filter(self) -> str:
+        """SQL condition on a component row for it to enter the ranking."""
+        if self.nonfinite == "worst":
+            return "status IN ('ok', 'nonfinite')"
+        return "status = 'ok' AND isfinite(score)"
 
 
 _AZ = "arXiv:2403.19232 (Lee & Ham 2024, AZ-NAS, CVPR), Eq. 9"
@@ -101,7 +118,7 @@ _TENAS = "arXiv:2102.11535 (Chen et al. 2021, TE-NAS, ICLR)"
 #: The ensembles papers define, available by name wherever scores are read.
 ENSEMBLES: Mapping[str, Ensemble] = MappingProxyType({
     "az_nas": Ensemble("az_nas", ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity"),
-                       "logrank", _AZ),
+                       "logrank", _AZ, nonfinite="worst"),
     "tenas": Ensemble("tenas", ("tenas_ntk", "tenas_lr"), "ranksum", _TENAS),
 })
 
@@ -116,7 +133,7 @@ def get_ensemble(name: str) -> Ensemble:
 
 
 def parse_ensemble(text: str) -> Ensemble:
-    """``NAME=A+B+C[:RULE]`` (rule default ``logrank``) or the name of a built-in ensemble.
+    """``NAME=A+B+C[:RULE[:NONFINITE]]`` (defaults ``logrank``, ``exclude``) or a built-in ensemble's name.
 
     Raises:
         ProxybenchError: Malformed text, an unknown rule or a single component.
@@ -125,9 +142,10 @@ def parse_ensemble(text: str) -> Ensemble:
     if "=" not in text:
         return get_ensemble(text)
     name, _, body = text.partition("=")
-    parts, _, rule = body.partition(":")
+    parts, _, options = body.partition(":")
+    rule, _, nonfinite = options.partition(":")
     components = tuple(p.strip() for p in parts.split("+") if p.strip())
-    return Ensemble(name.strip(), components, rule.strip() or "logrank")
+    return Ensemble(name.strip(), components, rule.strip() or "logrank", nonfinite=nonfinite.strip() or "exclude")
 
 
 def _hash(payload: Mapping[str, object]) -> str:
@@ -172,7 +190,7 @@ def add_ensembles(con: duckdb.DuckDBPyConnection, source: str, ensembles: Iterab
     for ensemble in ensembles:
         variants = con.execute(
             f"SELECT DISTINCT {group_sql}, proxy, settings_hash FROM {source} "
-            "WHERE proxy IN (SELECT unnest(?)) AND status = 'ok' AND isfinite(score)",
+            f"WHERE proxy IN (SELECT unnest(?)) AND {ensemble.row_filter()}",
             [list(ensemble.components)],
         ).fetchall()
         by_group: dict[tuple[object, ...], dict[str, list[str]]] = {}
@@ -197,8 +215,9 @@ def _add_one(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[str]
     params: list[object] = [*group, *itertools.chain.from_iterable(hashes.items())]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE pb_ens_input AS "
-        "SELECT arch, arch_uid, proxy, CASE WHEN higher_is_better THEN score ELSE -score END AS x "
-        f"FROM {source} WHERE {where} AND ({pairs}) AND status = 'ok' AND isfinite(score)",
+        "SELECT arch, arch_uid, proxy, "
+        "CASE WHEN isnan(score) THEN -'inf'::DOUBLE WHEN higher_is_better THEN score ELSE -score END AS x "
+        f"FROM {source} WHERE {where} AND ({pairs}) AND {ensemble.row_filter()}",
         params,
     )
     rows = con.execute(ensemble_rows_sql(ensemble.rule), [len(hashes)]).fetchall()

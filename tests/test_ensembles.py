@@ -117,3 +117,23 @@ def test_parse_user_ensembles_and_errors():
         parse_ensemble("x=a")
     with pytest.raises(ProxybenchError, match="unknown rule"):
         parse_ensemble("x=a+b:median")
+
+
+def test_az_nas_ranks_nonfinite_components_lowest_as_its_notebook_does(tmp_path):
+    values = _components(np.random.default_rng(5))
+    values["az_expressivity"][[2, 5]] = -np.inf  # the reference's NaN -> -inf for a degenerate feature
+    values["az_progressivity"][5] = np.nan
+    _write_az(tmp_path, values)
+    with open_views(scores=[tmp_path]) as con:
+        got = dict(con.execute("SELECT arch, score FROM scores WHERE proxy = 'az_nas'").fetchall())
+    assert len(got) == N  # nothing dropped: N and every rank stay the paper's
+    filled = {k: np.where(np.isnan(v), -np.inf, v) for k, v in values.items()}
+    expected = _expected_logrank(filled, np.arange(N))
+    assert [got[a] for a in ARCHS[:N]] == pytest.approx(list(expected), abs=1e-12)
+    # a user ensemble excludes them by default, or ranks them worst when asked
+    mine = parse_ensemble("mine=az_expressivity+az_complexity")
+    worst = parse_ensemble("worst=az_expressivity+az_complexity:logrank:worst")
+    with open_views(scores=[tmp_path], ensembles=[mine, worst]) as con:
+        counts = dict(con.execute("SELECT proxy, count(*) FROM scores WHERE proxy IN ('mine', 'worst') "
+                                  "GROUP BY 1").fetchall())
+    assert counts == {"mine": N - 2, "worst": N}
