@@ -119,7 +119,7 @@ _TENAS = "arXiv:2102.11535 (Chen et al. 2021, TE-NAS, ICLR)"
 ENSEMBLES: Mapping[str, Ensemble] = MappingProxyType({
     "az_nas": Ensemble("az_nas", ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity"),
                        "logrank", _AZ, nonfinite="worst"),
-    "tenas": Ensemble("tenas", ("tenas_ntk", "tenas_lr"), "ranksum", _TENAS),
+    "tenas": Ensemble("tenas", ("tenas_ntk", "tenas_lr"), "ranksum", _TENAS, nonfinite="worst"),
 })
 
 
