@@ -114,12 +114,15 @@ class Ensemble:
 
 _AZ = "arXiv:2403.19232 (Lee & Ham 2024, AZ-NAS, CVPR), Eq. 9"
 _TENAS = "arXiv:2102.11535 (Chen et al. 2021, TE-NAS, ICLR)"
+_VKDNW = "arXiv:2502.04975 (Tybl & Neumann 2025, VKDNW, CVPR), VKDNW_agg (NB201/tss_utils.py vkdnw_comb_rank)"
 
 #: The ensembles papers define, available by name wherever scores are read.
 ENSEMBLES: Mapping[str, Ensemble] = MappingProxyType({
     "az_nas": Ensemble("az_nas", ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity"),
                        "logrank", _AZ, nonfinite="worst"),
     "tenas": Ensemble("tenas", ("tenas_ntk", "tenas_lr"), "ranksum", _TENAS, nonfinite="worst"),
+    "vkdnw_agg": Ensemble("vkdnw_agg", ("vkdnw_single", "jacov_kaiming", "az_expressivity", "az_trainability",
+                                        "az_complexity"), "logrank", _VKDNW, nonfinite="worst"),
 })
 
 

@@ -21,5 +21,12 @@ from proxybench.proxies import activation  # noqa: E402,F401
 from proxybench.proxies import flatness  # noqa: E402,F401
 from proxybench.proxies import croze  # noqa: E402,F401
 from proxybench.proxies import genas  # noqa: E402,F401
+from proxybench.proxies import zico  # noqa: E402,F401
+from proxybench.proxies import gradsign  # noqa: E402,F401
+from proxybench.proxies import meco  # noqa: E402,F401
+from proxybench.proxies import swap  # noqa: E402,F401
+from proxybench.proxies import aznas  # noqa: E402,F401
+from proxybench.proxies import tenas  # noqa: E402,F401
+from proxybench.proxies import vkdnw  # noqa: E402,F401
 
 __all__ = ["NEEDS", "PASSES", "ProxySpec", "get_proxy", "list_proxies", "proxy", "resolve_proxies"]

@@ -41,7 +41,8 @@ from proxybench.batch import ProxyBatch
 from proxybench.proxies.passes import shared
 from proxybench.proxies.registry import proxy
 
-__all__ = ["jacov", "nwot", "epe_nas", "zen", "input_jacobian", "relu_modules", "global_pool_input"]
+__all__ = ["jacov", "jacov_of_jacobian", "nwot", "epe_nas", "zen", "input_jacobian", "jacobian_of", "relu_modules",
+           "global_pool_input"]
 
 #: The references' ``k``: added to eigenvalues (jacov) and to |correlations| (epe_nas).
 _EPS = 1e-5
@@ -132,8 +133,16 @@ def jacov(net: nn.Module, batch: ProxyBatch) -> float:
     """
     if batch.size < 2:
         raise ValueError(f"jacov needs at least 2 samples to correlate, got a batch of {batch.size}")
-    jac = input_jacobian(net, batch)
-    _check_rows_vary(jac, "jacov")
+    return jacov_of_jacobian(input_jacobian(net, batch))
+
+
+def jacov_of_jacobian(jac: torch.Tensor, proxy_name: str = "jacov") -> float:
+    """jacov's score of Jacobian rows ``(N, D)``: ``-Σ log(λ + k) + 1/(λ + k)``, λ = eigvalsh(corrcoef).
+
+    Raises:
+        ValueError: A row is constant (its correlations are undefined).
+    """
+    _check_rows_vary(jac, proxy_name)
     eig = torch.linalg.eigvalsh(_corrcoef(jac))
     return float(-(torch.log(eig + _EPS) + 1.0 / (eig + _EPS)).sum())
 

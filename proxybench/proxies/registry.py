@@ -71,6 +71,7 @@ PASSES: Mapping[str, str] = MappingProxyType(
         "multi_batch_grads": "loss gradients of several batches, kept per batch (ZiCo)",
         "per_sample_grads": "gradients of each sample's loss or outputs to the weights (GradSign, TE-NAS NTK, VKDNW)",
         "own_network": "passes through a network the proxy builds itself from the architecture (TE-NAS linear regions)",
+        "reinit_input_grad": "the input Jacobian of the proxy's own re-initialised copy (jacov_kaiming)",
     }
 )
 
