@@ -18,8 +18,9 @@ The modern proxies each reproduce their own paper's NB201 protocol: what a proxy
 the batch (how many samples it reads, Gaussian inputs, re-initialised weights, repeats) is
 in its defaults, and the run-level part (batch size, seed, normalisation, batch per
 architecture) is a preset named after the paper — ``az-nas``, ``zico``, ``gradsign``,
-``meco``, ``swap``, ``tenas``, ``vkdnw`` — so ``--preset NAME --proxies ...`` reproduces it
-with one flag. Where these came from is written beside each preset's proxies (the
+``meco``, ``swap``, ``tenas`` — so ``--preset NAME --proxies ...`` reproduces it with one
+flag. VKDNW's protocol (batch 64, seeds 1–5, its own Gaussian inputs) is ``az-nas``'s,
+whose run also scores the other components of ``vkdnw_agg``. Where these came from is written beside each preset's proxies (the
 ``proxybench.proxies`` module of that family); one thing none of them can reproduce is
 the references' random stream (they seed once and draw every network from one continuing
 stream; proxybench seeds each architecture alike).

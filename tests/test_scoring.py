@@ -30,16 +30,33 @@ def scores_by_key(out):
     return {(r["arch"], r["proxy"]): (r["score"], r["status"]) for r in table}
 
 
+#: Small sample counts for the proxies whose protocol reads more than the test's 8 images (or
+#: draws 64 inputs of its own), so that every proxy runs here in a few seconds.
+SMALL = {"swap": {"n_samples": 8, "repeats": 2}, "swap_reg": {"n_samples": 8, "repeats": 2},
+         "tenas_ntk": {"n_samples": 2}, "tenas_lr": {"n_samples": 100},
+         "vkdnw": {"n_samples": 8}, "vkdnw_single": {"n_samples": 8}}
+
+
 def test_every_proxy_runs_and_same_seed_gives_identical_scores(tmp_path, data_dir):
-    kwargs = dict(proxies="all", data_dir=data_dir, batch_size=8, seed=3, progress=False)
+    kwargs = dict(proxies="all", data_dir=data_dir, batch_size=8, seed=3, progress=False, proxy_settings=SMALL)
     first = score_architectures(ARCHS, out=tmp_path / "a", **kwargs)
     second = score_architectures(ARCHS, out=tmp_path / "b", **kwargs)
     a, b = scores_by_key(tmp_path / "a"), scores_by_key(tmp_path / "b")
     scored_at_init = [n for n in list_proxies() if "trained_weights" not in get_proxy(n).needs]
     assert first.rows_written == second.rows_written == len(ARCHS) * len(scored_at_init) == len(a)
     for key, (score, status) in a.items():
-        assert status == "ok", (key, score, status)
-        assert b[key][0] == score, key  # bit-identical, not approximately equal
+        if key[1] in FLOAT32_SPECTRUM:
+            assert status in ("ok", "nonfinite"), (key, score, status)
+        else:
+            assert status == "ok", (key, score, status)
+        same_nan = math.isnan(score) and math.isnan(b[key][0])
+        assert b[key][0] == score or same_nan, key  # bit-identical, not approximately equal
+
+
+#: AZ-NAS's expressivity terms take logs of eigenvalues computed in float32, as the reference does;
+#: on a rank-deficient feature covariance a rounding-negative eigenvalue makes them -inf (an
+#: honest, recorded ``nonfinite``; ``eig_dtype="float64"`` avoids it, see proxybench.proxies.aznas).
+FLOAT32_SPECTRUM = {"az_expressivity", "az_progressivity"}
 
 
 def test_other_seed_changes_random_proxies_and_adds_rows(tmp_path, data_dir):
