@@ -1,6 +1,6 @@
 -- title: Modern zero-cost proxies on NAS-Bench-201: rank correlation with accuracy
 -- caption: Spearman ρ and Kendall τ-b between each proxy's score and the benchmark's test accuracy per
--- caption: dataset (n: architectures with both a usable score and an accuracy; bootstrap intervals: proxybench
+-- caption: dataset (n in the row: architectures with both a usable score and an accuracy; bootstrap intervals: proxybench
 -- caption: correlate --bootstrap 1000), for the proxies published since 2021, their
 -- caption: papers' ensembles (az_nas: Σ log(rank/N) of the four AZ-NAS components; tenas: the rank sum of
 -- caption: tenas_ntk and tenas_lr; vkdnw_agg: Σ log(rank/N) of vkdnw_single, jacov_kaiming, az_expressivity,
@@ -29,15 +29,15 @@ published(proxy, col, value) AS (
            ('vkdnw_single', 'τ', 0.618), ('vkdnw_agg', 'ρ', 0.919), ('vkdnw_agg', 'τ', 0.750), ('meco', 'ρ', 0.89)
 ),
 c AS (
-    SELECT correlations.*, roster.pos, proxy || ' · ' || preset AS label
+    SELECT correlations.*, roster.pos,
+           proxy || ' · ' || preset || ' · n=' || max(n) OVER (PARTITION BY proxy, preset, settings_hash) AS label
     FROM correlations JOIN roster USING (proxy)
 ),
 cells AS (
     SELECT label, pos, dataset, 0 AS gpos, 1 AS stat, 'ρ' AS col, spearman AS value, 'max' AS better FROM c
     UNION ALL
     SELECT label, pos, dataset, 0, 2, 'τ', kendall, 'max' FROM c
-    UNION ALL
-    SELECT label, pos, dataset, 0, 3, 'n', n, NULL FROM c
+
     UNION ALL
     SELECT c.label, c.pos, 'CIFAR-10, published', 1, CASE p.col WHEN 'ρ' THEN 1 ELSE 2 END, p.col, p.value, NULL
     FROM published p JOIN (SELECT DISTINCT label, pos, proxy FROM c) c USING (proxy)

@@ -299,3 +299,25 @@ def test_tables_cli_list_and_render(results, tmp_path):
         "Error: table zero-cost does not show metric fgsm@8; it shows test_acc, valid_acc\n")
     unknown = runner.invoke(cli, ["tables", "render", "nope"])
     assert unknown.exit_code == 1 and unknown.output.startswith("Error: unknown table 'nope'")
+
+
+def test_modern_proxies_table_shows_measured_ensembles_beside_published_values(tmp_path):
+    from scipy.stats import kendalltau, rankdata
+
+    rng = np.random.default_rng(11)
+    n = 60
+    acc = rng.uniform(60, 95, n)
+    components = {name: acc + rng.normal(scale=8, size=n)
+                  for name in ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")}
+    rows = [r for name, v in components.items() for r in score_rows(name, v)]
+    rows += score_rows("zico", acc + rng.normal(scale=4, size=n)) + score_rows("unrelated", rng.normal(size=n))
+    write(tmp_path / "scores" / "p.parquet", rows, SCORES_SCHEMA)
+    write(tmp_path / "truth" / "t.parquet", truth_rows(acc, archs=ARCHS[:n]), TRUTH_SCHEMA)
+    data = build_table(get_table("modern-proxies"), scores=[tmp_path], truth=[tmp_path])
+    az = sum(np.log(rankdata(v) / n) for v in components.values())
+    row = ("", f"az_nas · proxybench · n={n}")
+    assert data.value(row, ("cifar10", "τ")).value == pytest.approx(kendalltau(az, acc).statistic, abs=1e-9)
+    assert data.value(row, ("CIFAR-10, published", "τ")).value == pytest.approx(0.741)
+    assert data.value(("", f"zico · proxybench · n={n}"), ("CIFAR-10, published", "ρ")).value == pytest.approx(0.784)
+    assert data.value(("", f"zico · proxybench · n={n}"), ("CIFAR-10, published", "τ")) is None
+    assert not any("unrelated" in r for _, r in data.rows)  # only the modern roster and the baseline
