@@ -17,7 +17,8 @@ per architecture by the scoring engine. Instead:
   of the ranked set).
 
 The ranked set is every architecture that has a usable row of *every* component (``ok``;
-with ``nonfinite="worst"``, as AZ-NAS, ``nonfinite`` rows too, ranked as −inf)
+with ``nonfinite="worst"``, as the papers' ensembles, ``nonfinite`` and ``error`` rows too,
+ranked lowest)
 within one group of (space, dataset, preset, weights, seed, batch size) and one settings hash
 per component; architectures missing a component are left out (not ranked as worst), and
 isomorphic copies count like computed rows: over the whole NB201 space the set has 15,625
@@ -73,11 +74,11 @@ class Ensemble:
         components: Proxy names, at least two.
         rule: A key of :data:`RULES`.
         paper: Where the combination is defined (empty for a user's).
-        nonfinite: What a component's ``nonfinite`` row means: ``exclude`` (the architecture
-            has no complete set and is left out, like a missing row) or ``worst`` (NaN counts
-            as −inf on the oriented scale, so it and −inf rank lowest and +inf highest — the
-            AZ-NAS notebook's rule, where −inf is an honest "no expressivity" value; dropping
-            those rows would change N and every rank). ``error`` rows are always left out.
+        nonfinite: What a component's ``nonfinite`` or ``error`` row means: ``exclude`` (the
+            architecture has no complete set and is left out, like a missing row) or
+            ``worst`` (the references' rule: their code turns a failure into NaN and NaN into
+            −inf or the column minimum, so NaN, an error and −inf on the oriented scale rank
+            lowest and +inf highest; dropping those rows would change N and every rank).
     """
 
     name: str
@@ -108,7 +109,7 @@ class Ensemble:
     def row_filter(self) -> str:
         """SQL condition on a component row for it to enter the ranking."""
         if self.nonfinite == "worst":
-            return "status IN ('ok', 'nonfinite')"
+            return "status IN ('ok', 'nonfinite', 'error')"
         return "status = 'ok' AND isfinite(score)"
 
 

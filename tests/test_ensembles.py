@@ -123,7 +123,11 @@ def test_az_nas_ranks_nonfinite_components_lowest_as_its_notebook_does(tmp_path)
     values = _components(np.random.default_rng(5))
     values["az_expressivity"][[2, 5]] = -np.inf  # the reference's NaN -> -inf for a degenerate feature
     values["az_progressivity"][5] = np.nan
-    _write_az(tmp_path, values)
+    values["az_trainability"][9] = np.nan  # an error row (the references' failed score: NaN)
+    rows = []
+    for name, v in values.items():
+        rows.extend(score_rows(name, v, statuses={9: "error"} if name == "az_trainability" else None))
+    write(tmp_path / "scores" / "part-1.parquet", rows, SCORES_SCHEMA)
     with open_views(scores=[tmp_path]) as con:
         got = dict(con.execute("SELECT arch, score FROM scores WHERE proxy = 'az_nas'").fetchall())
     assert len(got) == N  # nothing dropped: N and every rank stay the paper's
@@ -137,3 +141,6 @@ def test_az_nas_ranks_nonfinite_components_lowest_as_its_notebook_does(tmp_path)
         counts = dict(con.execute("SELECT proxy, count(*) FROM scores WHERE proxy IN ('mine', 'worst') "
                                   "GROUP BY 1").fetchall())
     assert counts == {"mine": N - 2, "worst": N}
+    # an error row of a component leaves its architecture out of a user's default ensemble
+    with open_views(scores=[tmp_path], ensembles=[parse_ensemble("tr=az_trainability+az_complexity")]) as con:
+        assert con.execute("SELECT count(*) FROM scores WHERE proxy = 'tr'").fetchone()[0] == N - 1
