@@ -73,6 +73,7 @@ import torch
 import torch.nn as nn
 
 from proxybench.batch import ProxyBatch, input_resolution
+from proxybench.device import configure_cuda_determinism
 from proxybench.errors import ProxybenchError
 from proxybench.presets import Preset, get_preset
 from proxybench.proxies.passes import PassCache, sharing
@@ -479,6 +480,8 @@ def _prepare(
     if batch_size < 1:
         raise ProxybenchError(f"batch size must be at least 1, got {batch_size}")
     torch_device = resolve_device(device)
+    # Before any tensor reaches the GPU: cuBLAS reads its workspace setting once (proxybench.device).
+    determinism = configure_cuda_determinism() if torch_device.type == "cuda" else None
 
     overrides: dict[str, dict[str, Any]] = {k: dict(v) for k, v in chosen.proxy_settings.items()}
     for name, values in (proxy_settings or {}).items():
@@ -501,6 +504,8 @@ def _prepare(
         run_settings["weights_settings"] = dict(provider.settings)
     if search_space.settings():  # likewise for spaces without options (nb201)
         run_settings["space_settings"] = search_space.settings()
+    if torch_device.type == "cuda":  # what makes CUDA scores reproducible; CPU hashes stay as they were
+        run_settings["determinism"] = determinism
     hashes = {
         spec.name: settings_hash({**run_settings, "proxy": spec.name, "proxy_settings": per_proxy[spec.name],
                                   "dtype": _dtype_of(spec)})
