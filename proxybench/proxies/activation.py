@@ -41,7 +41,7 @@ from proxybench.batch import ProxyBatch
 from proxybench.proxies.passes import shared
 from proxybench.proxies.registry import proxy
 
-__all__ = ["jacov", "jacov_of_jacobian", "nwot", "epe_nas", "zen", "input_jacobian", "jacobian_of", "relu_modules",
+__all__ = ["jacov", "jacov_of_jacobian", "nwot", "epe_nas", "zen", "input_jacobian", "jacobian_of", "relu_modules", "gaussian_init",
            "global_pool_input"]
 
 #: The references' ``k``: added to eigenvalues (jacov) and to |correlations| (epe_nas).
@@ -329,8 +329,8 @@ def global_pool_input(net: nn.Module) -> Iterator[list[torch.Tensor]]:
 
 
 @torch.no_grad()
-def _gaussian_init(net: nn.Module) -> None:
-    """ZenNAS ``network_weight_gaussian_init``: conv/linear weights N(0,1), biases 0; BN/GN γ=1, β=0."""
+def gaussian_init(net: nn.Module) -> None:
+    """ZenNAS ``network_weight_gaussian_init`` (SWAP uses the same): conv/linear weights N(0,1), biases 0; BN/GN γ=1, β=0."""
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.normal_(m.weight)
@@ -400,7 +400,7 @@ def zen(net: nn.Module, batch: ProxyBatch, *, mixup_gamma: float = 1e-2, repeat:
     scores: list[float] = []
     with torch.no_grad(), global_pool_input(net) as features:
         for _ in range(int(repeat)):
-            _gaussian_init(net)
+            gaussian_init(net)
             for m in norms:
                 m.reset_running_stats()
             x = torch.randn(shape, device=device, dtype=dtype)

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from proxybench.batch import ProxyBatch
+from proxybench.proxies.activation import gaussian_init as _gaussian_init
 from proxybench.proxies.passes import shared
 from proxybench.proxies.registry import proxy
 
@@ -60,21 +61,6 @@ _MAX_PACKED = 62  # samples whose bits fit one int64 code
 def swap_relus(net: nn.Module) -> list[nn.Module]:
     """The modules SWAP hooks: every ``nn.ReLU`` instance (the reference's ``isinstance`` test)."""
     return [m for m in net.modules() if isinstance(m, nn.ReLU)]
-
-
-@torch.no_grad()
-def _gaussian_init(net: nn.Module) -> None:
-    """``network_weight_gaussian_init``: Conv2d/Linear weights N(0, 1), biases 0; BN2d/GN γ = 1, β = 0."""
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            if m.weight is not None:
-                nn.init.ones_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 def count_distinct_patterns(codes: Sequence[torch.Tensor]) -> int:
