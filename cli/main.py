@@ -145,7 +145,7 @@ def read_arch_file(path: Path) -> list[str]:
 
 @cli.command(name="score")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space (see: proxybench space).")
-@click.option("--proxies", default="all", show_default=True,
+@click.option("--proxies", default="zero-cost", show_default=True,
               help="Comma-separated proxy names or wildcards; 'all' (every proxy scored at initialisation: the "
               "zero-cost suite, croze and the modern proxies), 'zero-cost' (the suite of Abdelfattah et al. / "
               "NAS-Bench-Suite-Zero) or 'modern' (ZiCo, GradSign, MeCo, SWAP, AZ-NAS, TE-NAS and VKDNW components). "

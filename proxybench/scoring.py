@@ -202,7 +202,7 @@ def score_architectures(
     archs: Iterable[str],
     *,
     space: str = "nb201",
-    proxies: str | Sequence[str] | None = "all",
+    proxies: str | Sequence[str] | None = "zero-cost",
     dataset: str = "cifar10",
     preset: str | None = None,
     seed: int | None = None,
@@ -230,7 +230,10 @@ def score_architectures(
     Args:
         archs: Architecture strings of ``space`` (validated and canonicalised).
         space: Registered search space name.
-        proxies: ``"all"`` (the zero-cost suite), a comma-separated string or a list; wildcards work.
+        proxies: ``"zero-cost"`` (default: the suite of Abdelfattah et al. / NAS-Bench-Suite-Zero),
+            ``"modern"``, ``"all"`` (every proxy scored at initialisation, croze and the modern ones
+            included; each modern proxy wants its paper's preset), a comma-separated string or a
+            list; wildcards work.
         dataset: ``cifar10`` or ``cifar100``; the batch comes from its training split.
         preset: Settings preset (``proxybench`` default, ``zc-nas``, ``suite-zero``).
         seed: Seed of the network initialisation and of the batch draw (preset's when None).
