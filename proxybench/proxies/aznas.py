@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from proxybench.batch import ProxyBatch
+from proxybench.proxies.cost import zero_input_forward
 from proxybench.proxies.passes import shared, wanted_passes
 from proxybench.proxies.registry import proxy
 
@@ -478,24 +479,9 @@ def api_flops(net: nn.Module, input_shape: tuple[int, ...]) -> float:
         rows = args[0].numel() // m.in_features
         total += rows * m.in_features * m.out_features + (rows * m.out_features if m.bias is not None else 0)
 
-    handles = []
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv1d)):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    first = next(net.parameters(), None)
-    device = first.device if first is not None else "cpu"
-    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
-    was_training = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            net(torch.zeros(input_shape, device=device, dtype=dtype))
-    finally:
-        for h in handles:
-            h.remove()
-        net.train(was_training)
+    hooks = [(m, conv_hook if isinstance(m, (nn.Conv2d, nn.Conv1d)) else linear_hook)
+             for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Linear))]
+    zero_input_forward(net, input_shape, hooks)
     return total / input_shape[0] / 1e6
 
 

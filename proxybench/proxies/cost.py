@@ -150,10 +150,6 @@ def count_flops(net: nn.Module, input_shape: tuple[int, ...], *, device: torch.d
     Returns:
         The total count (an ``int``).
     """
-    first = next(net.parameters(), None)
-    device = device if device is not None else (first.device if first is not None else "cpu")
-    dtype = dtype if dtype is not None else (first.dtype if first is not None and first.is_floating_point()
-                                              else torch.float32)
     total = 0
 
     def hook(module: nn.Module, inputs: tuple, output: object) -> None:
@@ -164,7 +160,27 @@ def count_flops(net: nn.Module, input_shape: tuple[int, ...], *, device: torch.d
         if rule is not None and x is not None and y is not None:
             total += int(rule(module, x, y))
 
-    handles = [m.register_forward_hook(hook) for m in net.modules() if _rule(m) is not None]
+    zero_input_forward(net, input_shape, [(m, hook) for m in net.modules() if _rule(m) is not None],
+                       device=device, dtype=dtype)
+    return total
+
+
+def zero_input_forward(
+    net: nn.Module, input_shape: tuple[int, ...], hooks: list[tuple[nn.Module, Callable[..., None]]], *,
+    device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+) -> None:
+    """One forward of zeros of ``input_shape`` with forward ``hooks`` in place: how operations are counted.
+
+    Eval mode (a batch of one passes BatchNorm, and no running statistic changes) under
+    ``torch.no_grad``; the hooks are removed and the training mode restored afterwards. The
+    input is made on ``device`` / in ``dtype``, by default those of the first (floating)
+    parameter.
+    """
+    first = next(net.parameters(), None)
+    device = device if device is not None else (first.device if first is not None else "cpu")
+    dtype = dtype if dtype is not None else (first.dtype if first is not None and first.is_floating_point()
+                                              else torch.float32)
+    handles = [module.register_forward_hook(fn) for module, fn in hooks]
     was_training = net.training
     try:
         net.eval()
@@ -174,7 +190,6 @@ def count_flops(net: nn.Module, input_shape: tuple[int, ...], *, device: torch.d
         for h in handles:
             h.remove()
         net.train(was_training)
-    return total
 
 
 @proxy(
