@@ -22,7 +22,7 @@ from proxybench.batch import ProxyBatch
 from proxybench.proxies._layers import prunable_layers, sum_layer_values
 from proxybench.proxies.registry import proxy
 
-__all__ = ["params", "flops", "l2_norm", "count_flops"]
+__all__ = ["params", "flops", "l2_norm", "count_flops", "zero_input_forward"]
 
 _SUITE_ZERO = "arXiv:2210.03230 (NAS-Bench-Suite-Zero); baseline in arXiv:2101.08134"
 
