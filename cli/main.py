@@ -19,6 +19,7 @@ from proxybench_cli._options import (
     space_options,
     space_options_from,
 )
+from proxybench_cli.combine_commands import combine as combine_command
 from proxybench_cli.correlate_commands import correlate as correlate_command
 from proxybench_cli.evaluate_commands import evaluate as evaluate_command
 from proxybench_cli.search_commands import search as search_group
@@ -280,6 +281,7 @@ def status_command(out: Path, fmt: str) -> None:
 # Commands of other modules register themselves here (one line each).
 cli.add_command(truth_group)
 cli.add_command(correlate_command)
+cli.add_command(combine_command)
 cli.add_command(tables_group)
 cli.add_command(evaluate_command)
 cli.add_command(supernet_group)
