@@ -64,7 +64,8 @@ class Columns(click.ParamType):
               + ". Proxy, dataset, metric and every scoring/truth setting always group.")
 @click.option("--ensemble", "ensembles", multiple=True, metavar="NAME=A+B[+C][:RULE]",
               help="Also correlate a rank ensemble of stored proxies (repeatable); RULE logrank (AZ-NAS, default), "
-              "ranksum (TE-NAS) or meanrank. Ranks are taken over the architectures read that have every "
+              "ranksum (TE-NAS), meanrank, geomean (geometric mean of rank/N) or weighted (A*2+B*0.5: a "
+              "weighted sum of rank/N). Ranks are taken over the architectures read that have every "
               "component. The papers' own (az_nas, tenas) are added whenever their components are stored.")
 @click.option("--top-k", "top_k", type=TopK(), default="1,5,10", show_default=True,
               help="Top-k overlaps to report, in percent of the architectures ('none' for none).")

@@ -34,7 +34,12 @@ every rule below reads "higher is better":
 
 * ``logrank``: ``Σ_i log(rank_i / N)`` (AZ-NAS, Eq. 9);
 * ``ranksum``: ``Σ_i rank_i`` (TE-NAS's rank sum; its ordering equals the mean rank's);
-* ``meanrank``: ``Σ_i rank_i / k``.
+* ``meanrank``: ``Σ_i rank_i / k``;
+* ``geomean``: ``(Π_i rank_i / N)^(1/k)``, the geometric mean of normalised ranks in (0, 1]. It
+  orders architectures exactly as ``logrank`` does (it is ``exp(logrank / k)``); it is offered
+  because its values read as a quantile;
+* ``weighted``: ``Σ_i w_i · rank_i / N``, a user-weighted sum of normalised ranks (weights
+  written ``A*2+B*0.5``; a component without ``*w`` weighs 1).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +65,8 @@ RULES: Mapping[str, tuple[str, str]] = MappingProxyType({
     "logrank": ("sum(ln(rk / n))", "sum of log(rank/N) (AZ-NAS)"),
     "ranksum": ("sum(rk)", "sum of ranks (TE-NAS)"),
     "meanrank": ("avg(rk)", "mean rank"),
+    "geomean": ("exp(avg(ln(rk / n)))", "geometric mean of rank/N"),
+    "weighted": ("sum(w * rk / n)", "weighted sum of rank/N"),
 })
 
 #: Group columns within which ranks are taken (besides one settings hash per component).
@@ -86,6 +94,7 @@ class Ensemble:
     rule: str
     paper: str = ""
     nonfinite: str = "exclude"
+    weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", self.name):
@@ -99,12 +108,24 @@ class Ensemble:
         if self.rule not in RULES:
             raise ProxybenchError(f"ensemble {self.name!r}: unknown rule {self.rule!r}; choose one of "
                                   f"{', '.join(RULES)}")
+        if self.weights and (self.rule != "weighted" or len(self.weights) != len(self.components)):
+            raise ProxybenchError(f"ensemble {self.name!r}: weights (A*2+B) need the rule 'weighted' and one "
+                                  f"weight per component, e.g. {self.name}=A*2+B*1:weighted")
+        if not all(math.isfinite(w) for w in self.weights):
+            raise ProxybenchError(f"ensemble {self.name!r}: weights must be finite numbers")
+
+    def weight(self, component: str) -> float:
+        """The weight of ``component`` (1 unless the ``weighted`` rule gave another)."""
+        return self.weights[self.components.index(component)] if self.weights else 1.0
 
     def definition(self) -> dict[str, object]:
         """What the rows' ``settings`` record about the definition."""
-        return {"ensemble": self.name, "components": list(self.components), "rule": self.rule,
-                "paper": self.paper, "nonfinite": self.nonfinite,
-                "ranks": "ascending on oriented scores, ties averaged"}
+        definition = {"ensemble": self.name, "components": list(self.components), "rule": self.rule,
+                      "paper": self.paper, "nonfinite": self.nonfinite,
+                      "ranks": "ascending on oriented scores, ties averaged"}
+        if self.rule == "weighted":
+            definition["weights"] = [self.weight(c) for c in self.components]
+        return definition
 
     def row_filter(self) -> str:
         """SQL condition on a component row for it to enter the ranking."""
@@ -139,8 +160,11 @@ def get_ensemble(name: str) -> Ensemble:
 def parse_ensemble(text: str) -> Ensemble:
     """``NAME=A+B+C[:RULE[:NONFINITE]]`` (defaults ``logrank``, ``exclude``) or a built-in ensemble's name.
 
+    With the ``weighted`` rule a component may carry a weight, ``A*2+B*0.5+C``.
+
     Raises:
-        ProxybenchError: Malformed text, an unknown rule or a single component.
+        ProxybenchError: Malformed text, an unknown rule, a weight that is not a number, or a
+            single component.
     """
     text = text.strip()
     if "=" not in text:
@@ -148,8 +172,19 @@ def parse_ensemble(text: str) -> Ensemble:
     name, _, body = text.partition("=")
     parts, _, options = body.partition(":")
     rule, _, nonfinite = options.partition(":")
-    components = tuple(p.strip() for p in parts.split("+") if p.strip())
-    return Ensemble(name.strip(), components, rule.strip() or "logrank", nonfinite=nonfinite.strip() or "exclude")
+    components: list[str] = []
+    weights: list[float] = []
+    for part in (p.strip() for p in parts.split("+") if p.strip()):
+        component, star, weight = part.partition("*")
+        components.append(component.strip())
+        try:
+            weights.append(float(weight) if star else 1.0)
+        except ValueError:
+            raise ProxybenchError(f"ensemble {name.strip()!r}: weight {weight.strip()!r} of {component.strip()!r} "
+                                  "is not a number (write A*2+B*0.5)") from None
+    explicit = any("*" in p for p in parts.split("+"))
+    return Ensemble(name.strip(), tuple(components), rule.strip() or "logrank", nonfinite=nonfinite.strip() or "exclude",
+                    weights=tuple(weights) if explicit or rule.strip() == "weighted" else ())
 
 
 def _hash(payload: Mapping[str, object]) -> str:
@@ -158,17 +193,17 @@ def _hash(payload: Mapping[str, object]) -> str:
 
 
 def ensemble_rows_sql(rule: str) -> str:
-    """SQL that ranks the rows of ``pb_ens_input(arch, arch_uid, proxy, x)`` and combines them per arch."""
+    """SQL that ranks the rows of ``pb_ens_input(arch, arch_uid, proxy, x, w)`` and combines them per arch."""
     aggregate = RULES[rule][0]
     return f"""
     WITH complete AS (
         SELECT arch FROM pb_ens_input GROUP BY arch HAVING count(DISTINCT proxy) = ?
     ), ranked AS (
-        SELECT i.arch, i.arch_uid, i.proxy,
-               (rank() OVER w + count(*) OVER w) / 2.0 AS rk,
+        SELECT i.arch, i.arch_uid, i.proxy, i.w,
+               (rank() OVER win + count(*) OVER win) / 2.0 AS rk,
                count(*) OVER (PARTITION BY i.proxy) AS n
         FROM pb_ens_input i JOIN complete c USING (arch)
-        WINDOW w AS (PARTITION BY i.proxy ORDER BY i.x)
+        WINDOW win AS (PARTITION BY i.proxy ORDER BY i.x)
     )
     SELECT arch, any_value(arch_uid) AS arch_uid, {aggregate} AS score, any_value(n) AS n
     FROM ranked GROUP BY arch ORDER BY arch
@@ -216,10 +251,12 @@ def _add_one(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[str]
              group: tuple[object, ...], hashes: Mapping[str, str]) -> int:
     where = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in GROUP)
     pairs = " OR ".join("(proxy = ? AND settings_hash = ?)" for _ in hashes)
-    params: list[object] = [*group, *itertools.chain.from_iterable(hashes.items())]
+    weight_case = "CASE proxy " + " ".join("WHEN ? THEN ?" for _ in hashes) + " END"
+    weight_params: list[object] = list(itertools.chain.from_iterable((c, ensemble.weight(c)) for c in hashes))
+    params: list[object] = [*weight_params, *group, *itertools.chain.from_iterable(hashes.items())]
     con.execute(
         "CREATE OR REPLACE TEMP TABLE pb_ens_input AS "
-        "SELECT arch, arch_uid, proxy, "
+        f"SELECT arch, arch_uid, proxy, ({weight_case})::DOUBLE AS w, "
         "CASE WHEN isnan(score) THEN -'inf'::DOUBLE WHEN higher_is_better THEN score ELSE -score END AS x "
         f"FROM {source} WHERE {where} AND ({pairs}) AND {ensemble.row_filter()}",
         params,

@@ -144,3 +144,33 @@ def test_az_nas_ranks_nonfinite_components_lowest_as_its_notebook_does(tmp_path)
     # an error row of a component leaves its architecture out of a user's default ensemble
     with open_views(scores=[tmp_path], ensembles=[parse_ensemble("tr=az_trainability+az_complexity")]) as con:
         assert con.execute("SELECT count(*) FROM scores WHERE proxy = 'tr'").fetchone()[0] == N - 1
+
+
+def test_geomean_and_weighted_rules_equal_their_formulas(tmp_path):
+    rng = np.random.default_rng(5)
+    a, b, c = rng.normal(size=N), rng.normal(size=N), rng.normal(size=N)
+    b[:8] = np.round(b[:8])  # ties
+    rows = score_rows("pa", a) + score_rows("pb", -b, higher=False) + score_rows("pc", c)
+    write(tmp_path / "scores" / "part-1.parquet", rows, SCORES_SCHEMA)
+    geo = parse_ensemble("geo=pa+pb+pc:geomean")
+    weighted = parse_ensemble("wt=pa*2+pb+pc*0.5:weighted")
+    assert weighted.weights == (2.0, 1.0, 0.5) and weighted.definition()["weights"] == [2.0, 1.0, 0.5]
+    with open_views(scores=[tmp_path], ensembles=[geo, weighted, parse_ensemble("lr=pa+pb+pc")]) as con:
+        got = {(p, a_): s for p, a_, s in con.execute(
+            "SELECT proxy, arch, score FROM scores WHERE run_id = 'ensemble'").fetchall()}
+    ra, rb, rc = (rankdata(v) / N for v in (a, b, c))
+    for i in range(N):
+        assert got[("geo", ARCHS[i])] == pytest.approx((ra[i] * rb[i] * rc[i]) ** (1 / 3), rel=1e-12)
+        assert got[("wt", ARCHS[i])] == pytest.approx(2 * ra[i] + rb[i] + 0.5 * rc[i], rel=1e-12)
+    geo_order = sorted(range(N), key=lambda i: got[("geo", ARCHS[i])])
+    assert geo_order == sorted(range(N), key=lambda i: got[("lr", ARCHS[i])])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("w=a*2+b:logrank", "need the rule 'weighted'"),
+    ("w=a*x+b:weighted", "weight 'x' of 'a' is not a number"),
+    ("w=a+b:median", "unknown rule 'median'"),
+])
+def test_weighted_syntax_errors_are_one_line(text, message):
+    with pytest.raises(ProxybenchError, match=message):
+        parse_ensemble(text)
