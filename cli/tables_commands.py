@@ -50,6 +50,9 @@ def list_command(tables_dirs: tuple[Path, ...]) -> None:
               help="Truth (proxybench truth import): a results directory, a Parquet file or a glob; repeatable.")
 @click.option("--archive", "archive", multiple=True, metavar="PATH",
               help="Search archives (proxybench search): a results directory, a Parquet file or a glob; repeatable.")
+@click.option("--predictions", "predictions", multiple=True, metavar="PATH",
+              help="Few-shot predictor results (proxybench combine --out): a results directory (its "
+              "predictor_metrics/), a Parquet file or a glob; repeatable.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="md", show_default=True,
               help="md (Markdown), latex (booktabs, paste into a paper), csv (long rows, full precision) or "
               "table (terminal).")
@@ -65,7 +68,8 @@ def list_command(tables_dirs: tuple[Path, ...]) -> None:
               help=_TABLES_DIR_HELP)
 @library_errors
 def render_command(
-    name: str, scores: tuple[str, ...], truth: tuple[str, ...], archive: tuple[str, ...], fmt: str,
+    name: str, scores: tuple[str, ...], truth: tuple[str, ...], archive: tuple[str, ...],
+    predictions: tuple[str, ...], fmt: str,
     datasets: tuple[str, ...], metrics: tuple[str, ...], bootstrap: int, seed: int, output: Path | None, tables_dirs: tuple[Path, ...],
 ) -> None:
     """Compute table NAME from the given files and print it.
@@ -84,6 +88,7 @@ def render_command(
 
     definition = get_table(name, list(tables_dirs))
     data = build_table(definition, scores=list(scores) or None, truth=list(truth) or None,
-                       archive=list(archive) or None, bootstrap=bootstrap, seed=seed,
+                       archive=list(archive) or None, predictions=list(predictions) or None,
+                       bootstrap=bootstrap, seed=seed,
                        datasets=list(datasets) or None, metrics=list(metrics) or None)
     emit(render_table(data, fmt), output, f"table {name} ({len(data.rows)} rows x {len(data.columns)} columns)")

@@ -312,3 +312,18 @@ def test_cli_errors_are_one_line(tmp_path):
         assert result.exit_code != 0
         assert message in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def test_few_shot_table_shows_the_mean_tau_per_n(tmp_path):
+    from proxybench.tables import build_table, get_table, render_table
+
+    data = _data(tmp_path)
+    config = CombineConfig(feature_sets={"proxies": data.proxies}, models=("ridge",), ns=(20, 50), splits=3,
+                           save_predictions=False)
+    result = run_combine(data, config, out=tmp_path / "c")
+    table = build_table(get_table("few-shot"), predictions=[tmp_path / "c"])
+    for n in (20, 50):
+        cell = table.value(("nb201 cifar10 test_acc", "ridge · proxies"), ("Kendall τ", f"n = {n}"))
+        assert cell.value == pytest.approx(np.mean([r["kendall"] for r in result.metrics if r["n"] == n]))
+    assert "n = 20" in render_table(table, "md")
+    assert not (tmp_path / "c" / "predictions").exists()

@@ -53,8 +53,8 @@ def resolve_parquet_files(paths: Iterable[PathLike], kind: str) -> list[Path]:
             folder = path / kind if (path / kind).is_dir() else path
             matches = sorted(folder.glob("*.parquet"))
             if not matches:
-                hint = {"scores": "proxybench score --out", "truth": "proxybench truth import --out"}.get(
-                    kind, "proxybench search --out")
+                hint = {"scores": "proxybench score --out", "truth": "proxybench truth import --out",
+                        "predictor_metrics": "proxybench combine --out"}.get(kind, "proxybench search --out")
                 raise StoreError(f"no {kind} Parquet files in {folder}; create them with {hint} {path}")
         elif path.is_file():
             matches = [path]
@@ -77,6 +77,7 @@ def open_views(
     out: PathLike | None = None,
     archive: Sequence[PathLike] | None = None,
     ensembles: Iterable[Any] | None = None,
+    predictor_metrics: Sequence[PathLike] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A new DuckDB connection with the views ``scores`` and ``truth``.
 
@@ -85,6 +86,8 @@ def open_views(
         truth: Where the truth files are.
         out: A results directory, used for whichever of ``scores``/``truth`` is not given.
         archive: Where search archives are (``archive`` view; only opened when given).
+        predictor_metrics: Where ``proxybench combine`` wrote its per-experiment metrics
+            (``predictor_metrics`` view; only opened when given).
         ensembles: Rank ensembles (:class:`proxybench.ensembles.Ensemble`) to add to the
             ``scores`` view, recomputed from the stored components over the architectures read
             (:mod:`proxybench.ensembles`); default: every built-in ensemble whose components are
@@ -105,6 +108,8 @@ def open_views(
         wanted = {kind: (given if given is not None else [out]) for kind, given in wanted.items()}
     if archive is not None:
         wanted["archive"] = archive
+    if predictor_metrics is not None:
+        wanted["predictor_metrics"] = predictor_metrics
     con = duckdb.connect()
     try:
         for kind, given in wanted.items():

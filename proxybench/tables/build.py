@@ -111,6 +111,7 @@ def build_table(
     seed: int = 0,
     datasets: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
+    predictions: Sequence[PathLike] | None = None,
 ) -> TableData:
     """Compute ``definition`` over the given Parquet files (see the module docstring).
 
@@ -118,6 +119,8 @@ def build_table(
         definition: From :func:`proxybench.tables.get_table`.
         scores, truth, archive: Files, globs or results directories for each view; every
             view the definition needs must be given.
+        predictions: Where ``proxybench combine`` wrote ``predictor_metrics`` (the
+            ``predictions`` need; the view is called ``predictor_metrics``).
         bootstrap: Resamples for the 95 % intervals in ``correlations`` (0: none; the
             ``*_lo``/``*_hi`` columns are then NULL).
         seed: Bootstrap seed.
@@ -130,12 +133,13 @@ def build_table(
         StoreError, CorrelationError: Unreadable files; scores and truth without a common
             architecture.
     """
-    given = {"scores": scores, "truth": truth, "archive": archive}
+    given = {"scores": scores, "truth": truth, "archive": archive, "predictions": predictions}
     missing = [view for view in definition.needs if not given[view]]
     if missing:
         flags = " and ".join(f"--{view}" for view in missing)
         raise TableBuildError(f"table {definition.name} needs {flags} (the {', '.join(missing)} Parquet files)")
     wanted = {view: given[view] if view in definition.needs else None for view in given}
+    wanted["predictor_metrics"] = wanted.pop("predictions")
     with open_views(**wanted) as con:
         if definition.derived_truth is not None:
             _add_derived_truth(con, definition)

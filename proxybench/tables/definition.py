@@ -5,7 +5,8 @@ first comment lines are ``-- key: value`` fields:
 
 * ``title`` (required) — one line, the table's heading.
 * ``caption`` — may repeat; the lines are joined. States what the numbers are.
-* ``needs`` — comma-separated views the query reads: ``scores``, ``truth``, ``archive``
+* ``needs`` — comma-separated views the query reads: ``scores``, ``truth``, ``archive``,
+  ``predictions`` (the ``predictor_metrics`` of ``proxybench combine``)
   (``correlations`` is built from ``scores`` and ``truth``; see :mod:`proxybench.tables.build`).
 * ``metrics`` — comma-separated truth metrics (shell wildcards allowed, ``fgsm@*``) for which
   the ``correlations`` table is computed. Without it no correlations are computed.
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 #: Views a definition may name in ``needs``.
-VIEWS = ("scores", "truth", "archive")
+VIEWS = ("scores", "truth", "archive", "predictions")
 
 _FIELD = re.compile(r"^--\s*([a-z_-]+)\s*:\s?(.*)$")
 _SECTION = re.compile(r"^--\s*@([a-z-]+)\s*$")
