@@ -65,6 +65,9 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
               help="Threads for LightGBM and the random forest [default: the CPUs available].")
 @click.option("--no-predictions", is_flag=True, default=False,
               help="Do not write the per-architecture predictions (metrics and importances still are).")
+@click.option("--save-predictor", "save_predictor", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also save the predictor fitted on the first class-split training set to this file, for "
+              "'proxybench search --objectives predictor:FILE,...'; needs one --models, one --features and one --n.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv"]), default="table", show_default=True,
               help="Format of the summary printed at the end.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -75,7 +78,7 @@ def combine(
     scores: tuple[str, ...], truth: tuple[str, ...], out: Path | None, proxies: str, features: tuple[str, ...],
     models: str, ns: str, splits: int, split: str, dataset: str, truth_dataset: str | None, metric: str,
     preset: str | None, truth_source: str | None, space: str, top_k: str, seed: int, threads: int | None,
-    no_predictions: bool, fmt: str, plot: Path | None, quiet: bool,
+    no_predictions: bool, save_predictor: Path | None, fmt: str, plot: Path | None, quiet: bool,
 ) -> None:
     """Train few-shot predictors on n architectures' truth and measure how they rank the rest.
 
@@ -93,6 +96,8 @@ def combine(
       proxybench combine --scores results --truth results --truth-dataset cifar100 --n 100,400
       proxybench combine --truth results --proxies none --features graf --features onehot+path
       proxybench combine --scores results --truth results --split both --models lgbm --n 400
+      proxybench combine --truth results --proxies none --features graf --models rf --n 100 \\
+          --save-predictor graf-rf-100.pkl
     """
     import os
 
@@ -104,6 +109,8 @@ def combine(
 
     model_list = tuple(m.strip() for m in models.split(",") if m.strip())
     n_list = _int_list(ns, "--n")
+    if save_predictor is not None and (len(model_list) != 1 or len(features) != 1 or len(n_list) != 1):
+        raise click.UsageError("--save-predictor saves one predictor: give one --models, one --features and one --n")
     ks = parse_top_k(top_k)
     wanted = None if proxies.strip() == "all" else [] if proxies.strip() == "none" else \
         [p.strip() for p in proxies.split(",") if p.strip()]
@@ -136,6 +143,14 @@ def combine(
     if plot is not None:
         plot_learning_curves(summary, plot, title=caption.split(":")[0])
         click.echo(f"learning curves -> {plot}", err=True)
+    if save_predictor is not None:
+        from proxybench.combine.predictor import fit_predictor
+
+        blocks = next(iter(config.feature_sets.values()))
+        fitted = fit_predictor(data, model_list[0], blocks, n_list[0], seed=seed, threads=config.threads)
+        fitted.save(save_predictor)
+        click.echo(f"predictor ({model_list[0]} on {features[0]}, n = {n_list[0]}) -> {save_predictor}; use it with "
+                   f"proxybench search --objectives predictor:{save_predictor},flops", err=True)
     if out is not None:
         click.echo(f"run {result.run_id}: {experiments} fits in {result.seconds:.1f} s -> "
                    + ", ".join(str(p) for p in result.files), err=True)

@@ -327,3 +327,72 @@ def test_few_shot_table_shows_the_mean_tau_per_n(tmp_path):
         assert cell.value == pytest.approx(np.mean([r["kendall"] for r in result.metrics if r["n"] == n]))
     assert "n = 20" in render_table(table, "md")
     assert not (tmp_path / "c" / "predictions").exists()
+
+
+# ----------------------------------------------------------------------------- saved predictors and search
+
+
+def test_saved_predictor_reproduces_its_training_features_and_predictions(tmp_path):
+    from proxybench.combine.predictor import fit_predictor, load_predictor
+
+    data = _data(tmp_path)
+    blocks = data.proxies + ["graf"]
+    fitted = fit_predictor(data, "ridge", blocks, 100, seed=0)
+    path = fitted.save(tmp_path / "p.pkl")
+    loaded = load_predictor(path)
+    oriented = {p: dict(zip(data.archs, data.oriented[p])) for p in data.proxies}
+    x, _ = data.matrix(blocks)
+    assert np.allclose(loaded.features(data.archs, oriented), x)  # reference quantiles equal training ones
+    assert np.allclose(loaded.predict(data.archs, oriented), fitted.model.predict(x))
+    assert len(loaded.train_archs) == 100
+    # a new value between two reference scores gets the quantile between theirs
+    ref = np.sort(data.oriented["good"])
+    q = loaded.quantile("good", np.array([(ref[9] + ref[10]) / 2, -np.inf, np.nan, ref[-1] + 1]))
+    assert q[0] == pytest.approx(10.5 / N) and q[1] == q[2] == pytest.approx(0.5 / N) and q[3] == pytest.approx(1 + 0.5 / N)
+
+
+def test_predictor_file_errors_are_one_line(tmp_path):
+    from proxybench.combine.predictor import load_predictor
+
+    with pytest.raises(CombineError, match="does not exist; write one with"):
+        load_predictor(tmp_path / "missing.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(CombineError, match="is not a readable proxybench predictor"):
+        load_predictor(tmp_path / "junk.pkl")
+
+
+def test_published_scores_cannot_make_a_search_predictor(tmp_path):
+    from proxybench.combine.predictor import fit_predictor
+
+    data = _data(tmp_path)
+    data.proxy_settings["good"]["preset"] = "suite-zero-published"
+    with pytest.raises(CombineError, match="published scores"):
+        fit_predictor(data, "ridge", ["good"], 50)
+
+
+@pytest.mark.slow
+def test_search_with_a_predictor_objective_uses_its_predictions(tmp_path):
+    """An encodings-only predictor (no data needed) drives an NB201 search; archive values equal its predictions."""
+    import pyarrow.parquet as pq_
+
+    from proxybench.combine.predictor import load_predictor
+    from proxybench.search.loop import run_search
+
+    rng = np.random.default_rng(0)
+    archs = ARCHS[::7]
+    convs = np.array([a.count("conv") for a in archs], dtype=float)
+    write(tmp_path / "truth" / "t.parquet", truth_rows(60 + 4 * convs + rng.normal(size=len(archs)), archs=archs),
+          TRUTH_SCHEMA)
+    file = tmp_path / "graf.pkl"
+    result = CliRunner().invoke(cli, ["combine", "--truth", str(tmp_path), "--proxies", "none", "--features", "graf",
+                                      "--models", "rf", "--n", "100", "--splits", "1", "-q", "--save-predictor",
+                                      str(file)])
+    assert result.exit_code == 0, result.output
+    predictor = load_predictor(file)
+    run_search("nb201", objectives=f"predictor:{file},params", out=tmp_path / "s", n_start=12, iterations=1,
+               per_iteration=4, pop_size=8, generations=2, seed=0)
+    rows = [r for part in sorted((tmp_path / "s" / "archive").glob("*.parquet")) for r in pq_.read_table(part).to_pylist()]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 16
+    predicted = predictor.predict([r["arch"] for r in ok])
+    assert [r[f"obj_predictor:{file}"] for r in ok] == pytest.approx(list(-predicted))

@@ -56,6 +56,8 @@ class CombineData:
         proxy_settings: Proxy -> the settings group its scores came from and its counts.
         truth: What the target is (space, dataset, metric, source, epochs, seed).
         dropped: Architectures with truth left out because a proxy had no stored row.
+        oriented: Proxy -> its oriented scores per row (NaN for nonfinite/error rows), the
+            values the quantiles were taken of.
     """
 
     archs: list[str]
@@ -66,6 +68,7 @@ class CombineData:
     proxy_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     truth: dict[str, Any] = field(default_factory=dict)
     dropped: int = 0
+    oriented: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def proxies(self) -> list[str]:
@@ -161,8 +164,10 @@ def load_combine_data(
                            "or score the missing ones")
     blocks: dict[str, np.ndarray] = {}
     columns: dict[str, list[str]] = {}
+    raw: dict[str, np.ndarray] = {}
     for proxy, values in oriented.items():
         x = np.array([values[a] for a in kept], dtype=np.float64)
+        raw[proxy] = x
         blocks[proxy] = quantiles(x)[:, None]
         columns[proxy] = [proxy]
     for name in encodings:
@@ -178,6 +183,7 @@ def load_combine_data(
         proxy_settings=settings,
         truth={"space": space, "dataset": truth_dataset, "metric": metric, **meta},
         dropped=len(archs) - len(kept),
+        oriented=raw,
     )
 
 

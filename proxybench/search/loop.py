@@ -68,6 +68,7 @@ from proxybench.search.archive import Archive, write_json_atomically
 from proxybench.search.measures import (
     CostMeasure,
     Evaluator,
+    PredictorMeasure,
     ProxyMeasure,
     TrainedMeasure,
     TruthMeasure,
@@ -563,6 +564,10 @@ def run_search(
 
     # measures
     measure_list: list[Any] = list(measures or [])
+    for obj in objs:
+        if obj.kind == "predictor":
+            measure_list.append(PredictorMeasure(obj.name, space, out=scores_out or out, dataset=dataset,
+                                                 device=device, data_dir=data_dir, threads=threads))
     proxies = [o.name for o in objs if o.kind == "proxy"]
     if proxies:
         measure_list.append(ProxyMeasure(space, proxies, out=scores_out or out, dataset=dataset, preset=preset,

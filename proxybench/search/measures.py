@@ -38,6 +38,7 @@ __all__ = [
     "CostMeasure",
     "Measure",
     "Measured",
+    "PredictorMeasure",
     "ProxyMeasure",
     "TrainedMeasure",
     "TruthMeasure",
@@ -213,6 +214,74 @@ class ProxyMeasure:
                 values[p] = value
             out[arch] = error if error is not None else values
         return out
+
+
+class PredictorMeasure:
+    """The accuracy a saved few-shot predictor predicts (``predictor:FILE`` objectives).
+
+    The candidate's proxies are scored by :class:`ProxyMeasure` under the settings the
+    predictor's reference scores were computed with (one measure per settings group, rows
+    cached in ``<out>/scores`` like every proxy objective), oriented by the registry, turned
+    into quantiles against the predictor's reference distribution, and joined with the
+    encodings; a candidate whose proxy fails fails, as for a proxy objective.
+
+    Args:
+        name: The objective name, ``predictor:FILE``; also the quantity it provides.
+        space: The search space name (must be the predictor's).
+        out, dataset, device, data_dir, threads: As :class:`ProxyMeasure`.
+
+    Raises:
+        ProxybenchError: Unreadable predictor file, another space or dataset, or proxies that
+            need trained weights.
+    """
+
+    def __init__(self, name: str, space: str, *, out: str | Path, dataset: str = "cifar10", device: str | None = "cpu",
+                 data_dir: str | Path | None = None, threads: int | None = None) -> None:
+        from proxybench.combine.predictor import load_predictor
+        from proxybench.proxies.registry import get_proxy
+
+        self.name = name
+        self.quantities = (name,)
+        self.path = Path(name.partition(":")[2].strip())
+        self.predictor = load_predictor(self.path)
+        if self.predictor.space != space:
+            raise InvalidSettingError(f"predictor {self.path} was trained on the {self.predictor.space} space, "
+                                      f"the search runs on {space}")
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for proxy in self.predictor.proxies:
+            s = self.predictor.proxy_settings[proxy]
+            if s.get("weights") not in (None, "init"):
+                raise InvalidSettingError(f"predictor {self.path}: proxy {proxy} was scored with weights "
+                                          f"{s.get('weights')}; a predictor objective supports proxies at initialisation")
+            groups.setdefault((s["preset"], s["seed"], s["batch_size"]), []).append(proxy)
+        self.higher = {p: get_proxy(p).higher_is_better for p in self.predictor.proxies}
+        self.measures = [ProxyMeasure(space, proxies, out=out, dataset=dataset, preset=preset, seed=seed,
+                                      batch_size=batch, device=device, data_dir=data_dir, threads=threads)
+                         for (preset, seed, batch), proxies in groups.items()]
+        self._cache: dict[str, float] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"measure": "predictor", "file": str(self.path), **self.predictor.describe(),
+                "proxy_measures": [m.describe() for m in self.measures]}
+
+    def measure(self, archs: Sequence[str]) -> Measured:
+        todo = [a for a in dict.fromkeys(archs) if a not in self._cache]
+        failed: dict[str, str] = {}
+        oriented: dict[str, dict[str, float]] = {p: {} for p in self.predictor.proxies}
+        for measure in self.measures:
+            if not todo:
+                break
+            for arch, got in measure.measure(todo).items():
+                if isinstance(got, str):
+                    failed[arch] = got
+                    continue
+                for proxy, value in got.items():
+                    oriented[proxy][arch] = value if self.higher[proxy] else -value
+        ready = [a for a in todo if a not in failed]
+        if ready:
+            for arch, value in zip(ready, self.predictor.predict(ready, oriented)):
+                self._cache[arch] = float(value)
+        return {a: failed[a] if a in failed else {self.name: self._cache[a]} for a in archs}
 
 
 def read_truth_accuracy(truth: str | Path | Sequence[str | Path], dataset: str = "cifar10",

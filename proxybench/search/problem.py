@@ -18,7 +18,14 @@ any proxy           score, or −score when higher is better       the proxy   i
 ``robustness``      FlatNAS R(x, σ) in percentage points         robustness  yes
 ``mce``             mean corruption error in percent             mce         yes
 ``f_ar``            FlatNAS F_AR(top1_error, R; α, γ)            both        yes
+``predictor:FILE``  −(accuracy a few-shot predictor predicts)    its own     no
 ==================  ===========================================  ==========  ==========
+
+A ``predictor:FILE`` objective reads a predictor saved by ``proxybench combine
+--save-predictor`` (:mod:`proxybench.combine.predictor`); its measure
+(:class:`proxybench.search.measures.PredictorMeasure`) scores the candidate with the
+predictor's proxies under the settings they were trained with, computes its encodings, and
+predicts. It is cheap (exact for every offspring) like a proxy objective.
 
 ``params`` and ``flops`` are costs here (minimised), although the registry orients the
 ``params``/``flops`` *proxies* as higher-is-better predictors of accuracy. The expensive flag
@@ -71,7 +78,7 @@ class Objective:
 
     Attributes:
         name: As given (``obj_<name>``/``pred_<name>`` archive columns).
-        kind: ``cost``, ``proxy``, ``measured``, ``f_cp`` or ``f_ar``.
+        kind: ``cost``, ``proxy``, ``measured``, ``f_cp``, ``f_ar`` or ``predictor``.
         quantities: The measured quantities it is computed from.
         expensive: Predicted by a surrogate in the inner loop.
         higher_is_better: For ``proxy``: the registry's orientation (the value is negated).
@@ -157,6 +164,11 @@ def resolve_objectives(
             obj = Objective(name, "f_ar", ("top1_error", "robustness"), True, settings={"alpha": alpha})
         elif name in MEASURED:
             obj = Objective(name, "measured", (name,), True)
+        elif name.startswith("predictor:"):
+            if not name.partition(":")[2].strip():
+                raise InvalidSettingError("objective 'predictor:' needs a file: predictor:FILE, written by "
+                                          "proxybench combine --save-predictor FILE")
+            obj = Objective(name, "predictor", (name,), False, higher_is_better=True)
         else:
             spec = get_proxy(name)  # UnknownProxyError names the closest proxies
             obj = Objective(name, "proxy", (name,), "trained_weights" in spec.needs,
