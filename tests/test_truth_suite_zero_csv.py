@@ -180,3 +180,14 @@ def test_shared_suite_zero_tables(extra, tmp_path, file, dataset):
         first = from_naslib_tuple("(4, 0, 3, 1, 4, 3)")
         assert scores[(first, "synflow")]["score"] == 44.48481149764257
         assert scores[(first, "flops")]["score"] == 19.248832
+
+
+def test_a_truth_file_of_the_same_name_is_no_obstacle(tmp_path):
+    """The scores-only format writes no truth file, so another source's truth file of that name is not in the way."""
+    (tmp_path / "other").mkdir()
+    truth = tmp_path / "other" / "nb201_zc_proxies.csv"
+    truth.write_text("net,val_accs\n\"(4, 0, 3, 1, 4, 3)\",84.99\n")
+    assert import_truth(truth, tmp_path / "out").format == "table"
+    result = import_truth(small_table(tmp_path), tmp_path / "out")
+    assert result.scores_rows == 15
+    assert sorted(p.name for p in (tmp_path / "out" / "truth").iterdir()) == ["nb201_zc_proxies.parquet"]

