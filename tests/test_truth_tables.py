@@ -249,7 +249,8 @@ def test_options_only_for_formats_that_take_them(tmp_path):
 
 
 def test_cli_maps_columns_and_reports_errors_in_one_line(tmp_path):
-    path = write_csv(tmp_path / "mine.csv", ["cell", "acc", "ms", "notes"], [[T0, 70.0, 1.5, "x"], [T1, 72.0, 2.5, "y"]])
+    path = write_csv(tmp_path / "mine.csv", ["cell", "acc", "ms", "notes"],
+                     [[T0, 70.0, 1.5, "x"], [T1, 72.0, 2.5, "y"]])
     runner = CliRunner()
     ok = runner.invoke(cli, ["truth", "import", str(path), "--out", str(tmp_path / "out"), "--format", "table",
                              "--key", "cell", "--metric", "acc=test_acc", "--metric", "ms=latency:jetson[ms]",
@@ -282,8 +283,8 @@ def test_shared_robustness_targets(extra, tmp_path):
     path = extra / "robustness_targets.csv"
     result = import_truth(path, tmp_path)
     assert result.format == "table"
-    attacks = {"aa_apgd-ce": ["0.1", "0.5", "1", "2", "3", "4", "8"], "aa_square": ["0.1", "0.5", "1", "2", "3", "4", "8"],
-               "pgd": ["0.1", "0.5", "1", "2", "3", "4", "8"],
+    seven = ["0.1", "0.5", "1", "2", "3", "4", "8"]
+    attacks = {"aa_apgd-ce": seven, "aa_square": seven, "pgd": seven,
                "fgsm": ["0.1", "0.5", "1", "2", "3", "4", "5", "6", "7", "8", "255"]}
     expected = {("cifar10", f"{a}@{e}") for a, eps in attacks.items() for e in eps} | {("cifar10", "valid_acc")}
     assert result.counts == {key: 15625 for key in expected}

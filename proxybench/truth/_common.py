@@ -186,7 +186,8 @@ def parse_arch_key(value: object) -> tuple[str, str]:
     if text.startswith(("(", "[")):
         return from_naslib_tuple(text), "naslib-tuple"
     raise InvalidArchitectureError(
-        f"{value!r} is neither an NB201 string ('|nor_conv_3x3~0|+...') nor a NASLib op-index tuple ('(4, 0, 3, 1, 4, 3)')"
+        f"{value!r} is neither an NB201 string ('|nor_conv_3x3~0|+...') nor a NASLib op-index tuple "
+        "('(4, 0, 3, 1, 4, 3)')"
     )
 
 

@@ -119,7 +119,9 @@ DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 
 _HW_COLUMN = re.compile(rf"^(?P<device>{'|'.join(HW_DEVICES)})_(?P<quantity>latency|energy|arithmetic_intensity)$")
 _HW_UNITS = {"latency": "ms", "energy": "mJ", "arithmetic_intensity": "ratio"}
-_ATTACK_COLUMN = re.compile(rf"^(?P<attack>{'|'.join(re.escape(a) for a in ATTACKS)})@Linf_eps-(?P<eps>[0-9]+(\.[0-9]+)?)$")
+_ATTACK_COLUMN = re.compile(
+    rf"^(?P<attack>{'|'.join(re.escape(a) for a in ATTACKS)})@Linf_eps-(?P<eps>[0-9]+(\.[0-9]+)?)$"
+)
 _ACCURACY_METRIC = re.compile(r"^([a-z0-9_]+_acc|[a-z0-9_-]+@[0-9.]+|cc:[a-z0-9_]+@[0-9]+)$")
 _OPTION = re.compile(r"^(?P<column>[^=]+)=(?P<metric>[^\[\]]*?)(\[(?P<unit>[^\[\]]+)\])?$")
 _NB201_EPOCHS = 200
@@ -181,8 +183,9 @@ def parse_metric_option(text: str) -> tuple[str, MetricColumn | None]:
         TruthImportError: Not of that form, or a non-accuracy metric without a unit.
 
     Example:
-        >>> parse_metric_option("lat=latency:jetson[ms]")
-        ('lat', MetricColumn(metric='latency:jetson', unit='ms', epochs=None, dataset=None, not_measured=None, origin='--metric'))
+        >>> column, spec = parse_metric_option("lat=latency:jetson[ms]")
+        >>> column, spec.metric, spec.unit, spec.origin
+        ('lat', 'latency:jetson', 'ms', '--metric')
     """
     match = _OPTION.match(text.strip())
     if match is None or not match["metric"].strip():
