@@ -114,8 +114,9 @@ def test_csv_bad_row_names_row_and_column(tmp_path, row, message):
 
 
 def test_csv_without_architecture_or_accuracy_columns(tmp_path):
+    # (auto would read an `arch` column as the table format's key: see test_truth_tables.py)
     with pytest.raises(TruthImportError, match=r"^a.csv has no ArchitectureString column \(columns: arch, acc\)"):
-        import_truth(write_csv(tmp_path / "a.csv", [[A0, 1]], header=["arch", "acc"]), tmp_path / "out")
+        import_truth(write_csv(tmp_path / "a.csv", [[A0, 1]], header=["arch", "acc"]), tmp_path / "out", format="csv")
     with pytest.raises(TruthImportError, match=r"^b.csv has no accuracy column such as CIFAR10TestAccuracy200Epochs"):
         import_truth(write_csv(tmp_path / "b.csv", [[A0]], header=["ArchitectureString"]), tmp_path / "out")
 

