@@ -14,7 +14,10 @@ temporary name and renamed atomically, then the journal is deleted. When a direc
 opened again, journals left by a crashed run are converted the same way first (a part that
 already exists for a journal means the crash hit between rename and delete: the journal is
 just removed), so nothing is lost and nothing is duplicated. A torn last journal line (a
-kill in the middle of a write) is dropped; that architecture is scored again.
+kill in the middle of a write) is dropped with a warning; that architecture is scored
+again. A complete line that is not a row (a disk error, a stray write) is skipped with a
+warning naming the file and line, everywhere journals are read; it never stops a reader or
+a run, and resuming scores its architecture again.
 
 Several writers may share one directory at the same time (``--shard``, ``--workers``): each
 has its own run id, so part and journal names never collide; each journal is ``flock``-ed
@@ -32,6 +35,7 @@ import fcntl
 import json
 import math
 import os
+import warnings
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +48,7 @@ import pyarrow.parquet as pq
 from proxybench.errors import StoreError
 from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
 
-__all__ = ["ScoreWriter", "journal_rows", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
+__all__ = ["ScoreWriter", "StoreWarning", "journal_rows", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
 
 LOCK_NAME = ".lock"
 
@@ -60,8 +64,19 @@ def _encode_row(row: Mapping[str, Any]) -> str:
     return json.dumps(data, allow_nan=True, separators=(",", ":"))
 
 
+class StoreWarning(UserWarning):
+    """A results directory held something unusable that was skipped (the message says what)."""
+
+
+#: Keys a journal line must have to be a row (the non-nullable columns but ``shared_from``).
+_REQUIRED_KEYS = frozenset(f.name for f in SCORES_SCHEMA if not f.nullable)
+
+
 def _decode_row(line: str) -> dict[str, Any]:
+    """One journal line as a row; ``ValueError`` when it is not one (garbage, a foreign line)."""
     data = json.loads(line)
+    if not isinstance(data, dict) or not _REQUIRED_KEYS <= data.keys():
+        raise ValueError("not a score row")
     data["created_at"] = datetime.fromisoformat(data["created_at"])
     return data
 
@@ -82,14 +97,32 @@ def _write_part_atomically(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read_journal(path: Path) -> list[dict[str, Any]]:
+def _read_journal(path: Path, dead: bool = False) -> list[dict[str, Any]]:
+    """The rows of journal ``path``; lines that are not rows are skipped with a :class:`StoreWarning`.
+
+    Only newline-terminated lines are complete. An unterminated last line is a write in
+    progress (live writer) or torn by a kill (``dead``: warned about); either way it is not
+    a row yet, and its architecture is scored again on resume. A complete line that is not
+    a row (a disk error, a foreign write) is skipped with a warning naming the file and line:
+    the row it held cannot be recovered, resuming scores its architecture again, and every
+    other row of the journal is kept (failing instead would leave the folder stuck).
+    """
     rows = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         lines = fh.read().split("\n")
-    # Only newline-terminated lines are complete; the last element is "" or a torn line.
-    for line in lines[:-1]:
-        if line.strip():
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
             rows.append(_decode_row(line))
+        except (ValueError, TypeError):  # JSONDecodeError is a ValueError
+            warnings.warn(
+                f"{path} line {number} is not a score row (corrupt); skipped, resuming the run scores its "
+                "architecture again", StoreWarning, stacklevel=2)
+    if dead and lines[-1].strip():
+        warnings.warn(
+            f"{path} line {len(lines)} is truncated (its writer was killed mid-write); skipped, resuming the run "
+            "scores its architecture again", StoreWarning, stacklevel=2)
     return rows
 
 
@@ -140,7 +173,7 @@ def _recover_journals_locked(directory: Path) -> None:
             continue
         part = directory / (journal.name.replace("journal-", "part-", 1)[: -len(".jsonl")] + ".parquet")
         if not part.exists():
-            rows = _read_journal(journal)
+            rows = _read_journal(journal, dead=True)
             if rows:
                 _write_part_atomically(_rows_to_table(rows, {"proxybench.recovered": "true"}), part)
         journal.unlink()
