@@ -46,9 +46,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from proxybench.errors import StoreError
-from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
+from proxybench.store.schema import REQUIRED_SCORE_COLUMNS, RESUME_KEY, SCORES_SCHEMA, check_parquet_schema
 
-__all__ = ["ScoreWriter", "StoreWarning", "journal_rows", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
+__all__ = ["ScoreWriter", "StoreWarning", "check_part", "journal_rows", "read_directory", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
 
 LOCK_NAME = ".lock"
 
@@ -184,7 +184,8 @@ def _recover_journals_locked(directory: Path) -> None:
 def journal_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Complete rows of every journal under ``out`` (live writers' and dead ones' not yet
     recovered). A journal rolled into a part while this reads is skipped: its rows are in
-    the part, which callers read next."""
+    the part, which callers read next. A journal still on disk beside its part is read too
+    (use :func:`read_directory` to get every row once)."""
     directory = scores_dir(out)
     rows: list[dict[str, Any]] = []
     for journal in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
@@ -195,9 +196,49 @@ def journal_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _part_of(journal: Path) -> Path:
+    return journal.with_name(journal.name.replace("journal-", "part-", 1)[: -len(".jsonl")] + ".parquet")
+
+
+def read_directory(folder: str | os.PathLike[str]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The Parquet files of a scores folder and the rows of its journals, every row once.
+
+    A journal whose part exists (rolled, or being removed) is left out; a journal rolled
+    while this reads has been read, so its new part is left out instead. Rows of live
+    writers are included: a reader sees what ``proxybench status`` counts.
+
+    Returns:
+        ``(parquet files, journal rows)``; both empty when ``folder`` does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [], []
+    rows: list[dict[str, Any]] = []
+    read: set[Path] = set()
+    for journal in sorted(folder.glob("journal-*.jsonl")):
+        part = _part_of(journal)
+        if part.exists():
+            continue
+        try:
+            rows.extend(_read_journal(journal))
+        except FileNotFoundError:  # rolled meanwhile: its part is listed below
+            continue
+        read.add(part)
+    return [p for p in sorted(folder.glob("*.parquet")) if p not in read], rows
+
+
 def _part_files(out: str | os.PathLike[str]) -> list[Path]:
     directory = scores_dir(out)
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+
+def check_part(part: Path) -> None:
+    """Raise a one-line :class:`StoreError` unless ``part`` is a scores Parquet file."""
+    check_parquet_schema(
+        part, SCORES_SCHEMA, "scores", required=REQUIRED_SCORE_COLUMNS, corrupt="corrupt Parquet part",
+        fix=f"move it away from {part.parent} (a scores folder holds only proxybench score parts) and rerun "
+            "with --resume to score its rows again",
+    )
 
 
 def stored_keys(out: str | os.PathLike[str]) -> set[tuple[str, ...]]:
@@ -208,6 +249,7 @@ def stored_keys(out: str | os.PathLike[str]) -> set[tuple[str, ...]]:
     """
     keys = {tuple(row[c] for c in RESUME_KEY) for row in journal_rows(out)}
     for part in _part_files(out):
+        check_part(part)
         try:
             table = pq.read_table(part, columns=list(RESUME_KEY))
         except (pa.ArrowInvalid, OSError) as exc:
@@ -245,6 +287,7 @@ def stored_rows(
         return []
     rows = [{name: r.get(name) for name in SCORES_SCHEMA.names} for r in journal_rows(out) if wanted(r)]
     for part in _part_files(out):
+        check_part(part)
         try:
             table = pq.read_table(part, schema=SCORES_SCHEMA)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -259,10 +302,17 @@ def stored_rows(
 
 
 def read_scores(out: str | os.PathLike[str]) -> pa.Table:
-    """Every stored score row under ``out`` as one Arrow table (empty table when none)."""
+    """The rows of every finished Parquet part under ``out`` as one Arrow table (empty table
+    when none). Rows still in journals are not included; :func:`read_directory` has them.
+
+    Raises:
+        StoreError: A part is not Parquet or not a scores file (:func:`check_part`).
+    """
     parts = _part_files(out)
     if not parts:
         return SCORES_SCHEMA.empty_table()
+    for part in parts:
+        check_part(part)
     try:
         return pa.concat_tables([pq.read_table(p, schema=SCORES_SCHEMA) for p in parts])
     except (pa.ArrowInvalid, OSError) as exc:
