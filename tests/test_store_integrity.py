@@ -168,3 +168,171 @@ def test_correlate_and_tables_read_the_rows_still_in_journals(tmp_path):
     shown = CliRunner().invoke(cli, ["tables", "render", "zero-cost", "--scores", str(tmp_path), "--truth",
                                      str(tmp_path), "--format", "csv"], catch_exceptions=False)
     assert shown.exit_code == 0, shown.output
+
+
+# -- concurrent runs into one OUT claim classes --------------------------------------------------
+PROXIES = "params,flops,synflow"
+
+
+def _score(archs, out, data_dir, **kwargs):
+    from proxybench.scoring import score_architectures
+
+    kwargs.setdefault("progress", False)
+    return score_architectures(archs, proxies=PROXIES, data_dir=data_dir, batch_size=8, out=out, **kwargs)
+
+
+def _counts(out):
+    from collections import Counter
+
+    from proxybench.store.scores import journal_rows
+
+    rows = read_scores(out).to_pylist() + journal_rows(out)  # no journal is left next to its part here
+    return Counter((r["arch"], r["proxy"]) for r in rows), rows
+
+
+def test_a_second_identical_run_during_the_first_computes_nothing_twice(tmp_path, data_dir):
+    from builders import ISO, OTHERS
+
+    archs = ISO + OTHERS[:3]
+    second = []
+
+    def start_the_second_run_now(iterable, total):
+        for i, arch in enumerate(iterable):
+            if i == 0:  # the first run has taken its snapshot of the store (empty) and not started
+                second.append(_score(archs, tmp_path, data_dir))
+            yield arch
+
+    first = _score(archs, tmp_path, data_dir, progress=start_the_second_run_now)
+    counts, _ = _counts(tmp_path)
+    assert len(counts) == len(archs) * 3 and set(counts.values()) == {1}, counts
+    assert second[0].rows_written == len(archs) * 3
+    assert first.rows_written == 0 and first.archs_skipped == len(archs)
+    assert results_status(tmp_path).duplicates == {}
+
+
+def test_a_class_claimed_by_a_live_run_is_skipped_then_scored_when_that_run_dies(tmp_path, data_dir, capfd):
+    import threading
+
+    from builders import ISO, OTHERS
+
+    from proxybench.spaces.nb201 import arch_uid
+    from proxybench.store.claims import ClassClaims
+
+    archs = ISO + OTHERS[:3]
+    other = ClassClaims(tmp_path, "other-run").acquire("nb201", arch_uid(ISO[0]), {"h"}, wait=False)
+    assert other is not None
+    assert ClassClaims(tmp_path, "probe").acquire("nb201", arch_uid(ISO[0]), {"h"}, wait=False) is None
+    dies = threading.Timer(2.0, other.release)  # the other run dies without writing the class
+    dies.start()
+    try:
+        summary = _score(archs, tmp_path, data_dir, progress=lambda it, n: it)
+    finally:
+        dies.cancel()
+        other.release()
+    assert "waiting for 1 classes claimed by another live run" in capfd.readouterr().err
+    counts, rows = _counts(tmp_path)
+    assert len(counts) == len(archs) * 3 and set(counts.values()) == {1}
+    assert summary.rows_written == len(archs) * 3
+    # The claimed class was scored last, after the run had done everything else.
+    last_other = max(r["created_at"] for r in rows if r["arch"] not in ISO)
+    assert min(r["created_at"] for r in rows if r["arch"] in ISO) > last_other
+
+
+def test_a_claim_left_by_a_dead_run_is_taken_over(tmp_path, data_dir):
+    from builders import ISO
+
+    from proxybench.spaces.nb201 import arch_uid
+    from proxybench.store.claims import ClassClaims
+
+    _score(ISO[:1], tmp_path / "probe", data_dir)
+    hashes = set(read_scores(tmp_path / "probe").column("settings_hash").to_pylist())
+    out = tmp_path / "out"
+    claims = ClassClaims(out, "dead-run")
+    claim = claims.acquire("nb201", arch_uid(ISO[0]), hashes, wait=False)
+    claim.release()  # the run died (the kernel drops its flock) before writing any row
+    assert ClassClaims(out, "next").acquire("nb201", arch_uid(ISO[0]), hashes, wait=False).stale
+    # Its claim names our settings: the class is re-read, found empty, and computed here.
+    summary = _score(ISO, out, data_dir)
+    assert summary.archs_computed == 1 and summary.archs_copied == 2
+    counts, _ = _counts(out)
+    assert set(counts.values()) == {1} and len(counts) == 9
+
+
+@pytest.mark.slow
+def test_two_identical_score_commands_at_once_store_every_row_once(tmp_path, data_dir):
+    import os
+    import subprocess
+    import sys
+
+    from proxybench.spaces import get_space
+
+    out = tmp_path / "out"
+    archs = get_space("nb201").sample(30, seed=5)
+    (tmp_path / "archs.txt").write_text("\n".join(archs) + "\n")
+    cmd = [sys.executable, "-c", "from proxybench_cli.main import cli; cli()", "score",
+           "--archs", str(tmp_path / "archs.txt"), "--proxies", PROXIES, "--batch-size", "8",
+           "--data-dir", str(data_dir), "--out", str(out), "--threads", "1", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]
+    outputs = [r.communicate(timeout=300)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], outputs
+    counts, _ = _counts(out)
+    assert len(counts) == len(archs) * 3 and set(counts.values()) == {1}
+    assert results_status(out).duplicates == {}
+
+
+# -- duplicates: status reports them, repair removes them ---------------------------------------
+def test_status_reports_duplicates_and_repair_keeps_the_earliest_row(tmp_path):
+    from datetime import timedelta
+
+    from builders import score_rows
+    from click.testing import CliRunner
+    from proxybench_cli.main import cli
+
+    rows, _ = _store_with_truth(tmp_path)
+    rows += score_rows("other", range(60))
+    later = [{**r, "run_id": "second", "created_at": r["created_at"] + timedelta(minutes=5), "score": -1.0}
+             for r in rows]
+    with ScoreWriter(tmp_path, "first", {}, rows_per_part=50) as writer:  # parts of 50 rows
+        for start in range(0, len(rows), 10):
+            writer.add(rows[start:start + 10])
+    with ScoreWriter(tmp_path, "second", {}) as writer:
+        writer.add(later[:90])
+    _killed_writer(tmp_path, "third", later[90:100])  # a dead run's journal holds duplicates too
+    status = results_status(tmp_path)
+    assert status.duplicates == {"good": 60, "other": 40}
+    assert {c.proxy: c.archs for c in status.coverage} == {"good": 60, "other": 60}
+    assert ("duplicates: 100 extra rows stored twice or more under one (arch, proxy, settings) key, proxies good, "
+            f"other; correlate and tables refuse them until you run: proxybench repair {tmp_path}") in str(status)
+    refused = _correlate_cli(tmp_path)
+    assert refused.exit_code == 1 and "appears 2 times" in refused.output and "proxybench repair OUT" in refused.output
+
+    dry = CliRunner().invoke(cli, ["repair", str(tmp_path), "--dry-run"], catch_exceptions=False)
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.startswith("would remove 100 duplicate rows (good 60, other 40)") and "dry run" in dry.output
+    assert results_status(tmp_path).duplicates == {"good": 60, "other": 40}
+
+    done = CliRunner().invoke(cli, ["repair", str(tmp_path)], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith(f"removed 100 duplicate rows (good 60, other 40) from {tmp_path}, keeping the "
+                                  "earliest row per (arch, proxy, settings)")
+    kept = read_scores(tmp_path).to_pylist()
+    assert len(kept) == 120 and {r["run_id"] for r in kept} == {"run1"} and -1.0 not in {r["score"] for r in kept}
+    assert results_status(tmp_path).duplicates == {}
+    assert not list((tmp_path / "scores").glob("journal-*"))
+    result = _correlate_cli(tmp_path, "--proxies", "good")
+    assert result.exit_code == 0 and [r["n"] for r in json.loads(result.output)] == [60], result.output
+    again = CliRunner().invoke(cli, ["repair", str(tmp_path)], catch_exceptions=False)
+    assert again.output == f"no duplicate rows in {tmp_path}\n"
+
+
+def test_repair_refuses_while_a_run_writes(tmp_path):
+    from proxybench.store.repair import repair_results
+
+    live = ScoreWriter(tmp_path, "live", {})
+    live.add([make_row("a")])
+    with pytest.raises(StoreError, match=r"^live is still writing into .*; repair once every run has finished"):
+        repair_results(tmp_path)
+    live.close()
+    assert str(repair_results(tmp_path)) == f"no duplicate rows in {tmp_path}"

@@ -14,6 +14,12 @@ SIGKILL, a lost node, an out-of-memory kill: the journal rows survive and the ne
 the directory turns them into a part); ``interrupted (...)`` when the writer saw an
 exception and closed; ``unclosed (no run lock)`` for a record left by a version that did
 not lock its runs yet.
+
+Duplicates (a resume key stored more than once, e.g. by two runs of one command before
+runs claimed classes) are counted per proxy (:attr:`ResultsStatus.duplicates`) and named
+with the fix, ``proxybench repair OUT``; the coverage counts each key once (its earliest
+row, the one repair keeps). Parts are read through :func:`~proxybench.store.views.open_views`,
+so a foreign or incomplete Parquet file is the same one-line error as in ``correlate``.
 """
 
 from __future__ import annotations
