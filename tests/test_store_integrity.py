@@ -53,7 +53,7 @@ def test_a_torn_last_line_is_dropped_at_recovery_with_a_warning(tmp_path):
     assert read_scores(tmp_path).column("arch").to_pylist() == ["a"]
 
 
-def test_score_cli_resumes_past_a_corrupt_journal_line(tmp_path):
+def test_status_cli_reads_past_a_corrupt_journal_line(tmp_path):
     from click.testing import CliRunner
     from proxybench_cli.main import cli
 
@@ -137,6 +137,17 @@ def test_a_foreign_parquet_in_scores_is_a_one_line_error_in_status_and_correlate
     result = _correlate_cli(tmp_path)
     assert result.exit_code == 1 and "scores-by-mistake.parquet is not a proxybench truth file (missing columns " \
         "metric, value; seed is int64, not string); move it out of the truth folder" in result.output, result.output
+
+
+def test_the_search_truth_reader_checks_the_schema_too(tmp_path):
+    from builders import write
+
+    from proxybench.search.measures import read_truth_accuracy
+
+    rows, schema = _store_with_truth(tmp_path)
+    write(tmp_path / "truth" / "scores-by-mistake.parquet", rows, schema)
+    with pytest.raises(StoreError, match=r"scores-by-mistake.parquet is not a proxybench truth file \(missing "):
+        read_truth_accuracy(tmp_path)
 
 
 def pa_field(name, type_name):

@@ -33,7 +33,7 @@ import duckdb
 
 from proxybench.errors import StoreError
 
-__all__ = ["open_views", "resolve_parquet_files", "resolve_score_sources"]
+__all__ = ["check_view_files", "open_views", "resolve_parquet_files", "resolve_score_sources"]
 
 PathLike = str | os.PathLike[str]
 
@@ -105,7 +105,7 @@ def _resolve(paths: Iterable[PathLike], kind: str, journals: bool) -> tuple[list
     return unique, rows
 
 
-def _check_files(files: Sequence[Path], kind: str) -> None:
+def check_view_files(files: Sequence[Path], kind: str) -> None:
     """Every file has the columns of its view (:func:`~proxybench.store.schema.check_parquet_schema`)."""
     from proxybench.store.schema import REQUIRED_SCORE_COLUMNS, SCORES_SCHEMA, check_parquet_schema
     from proxybench.truth.schema import TRUTH_SCHEMA
@@ -166,7 +166,7 @@ def open_views(
             if given is None:
                 continue
             files, journaled = _resolve(given, kind, journals=kind == "scores")
-            _check_files(files, kind)
+            check_view_files(files, kind)
             stored = "pb_stored_scores" if kind == "scores" else kind
             try:
                 if files:
