@@ -116,14 +116,23 @@ def _read_journal(path: Path, dead: bool = False) -> list[dict[str, Any]]:
         try:
             rows.append(_decode_row(line))
         except (ValueError, TypeError):  # JSONDecodeError is a ValueError
-            warnings.warn(
-                f"{path} line {number} is not a score row (corrupt); skipped, resuming the run scores its "
-                "architecture again", StoreWarning, stacklevel=2)
+            _warn_once(path, number, "is not a score row (corrupt)")
     if dead and lines[-1].strip():
-        warnings.warn(
-            f"{path} line {len(lines)} is truncated (its writer was killed mid-write); skipped, resuming the run "
-            "scores its architecture again", StoreWarning, stacklevel=2)
+        _warn_once(path, len(lines), "is truncated (its writer was killed mid-write)")
     return rows
+
+
+_WARNED: set[tuple[str, int, str]] = set()
+
+
+def _warn_once(path: Path, number: int, problem: str) -> None:
+    """One :class:`StoreWarning` per journal line and problem per process (a command reads a
+    journal more than once; Python's own once-per-location rule is reset by filter changes)."""
+    key = (str(path), number, problem)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(f"{path} line {number} {problem}; skipped, resuming the run scores its architecture again",
+                      StoreWarning, stacklevel=3)
 
 
 def _journal_is_live(journal: Path) -> bool:
