@@ -53,7 +53,8 @@ class Columns(click.ParamType):
 
 @click.command(name="correlate")
 @click.option("--scores", "scores", multiple=True, required=True, metavar="PATH",
-              help="Scores: a results directory (its scores/), a Parquet file or a quoted glob; repeat for more.")
+              help="Scores: a results directory (its scores/ parts and the rows still in journals of a live or "
+              "killed run), a Parquet file or a quoted glob; repeat for more.")
 @click.option("--truth", "truth", multiple=True, required=True, metavar="PATH",
               help="Truth (proxybench truth import): a results directory, a Parquet file or a quoted glob; repeatable.")
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable), e.g. cifar10.")

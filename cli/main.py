@@ -263,7 +263,9 @@ def status_command(out: Path, fmt: str) -> None:
     its command to resume; nothing but the architecture in flight is lost) or interrupted.
     Per proxy: architectures scored (of the space's total when it can be enumerated),
     isomorphism classes, rows by status, and worker hours of the computed rows. Reads the
-    Parquet parts and the journals of live runs, so it works while a run is going.
+    Parquet parts and the journals of live runs, so it works while a run is going. Rows
+    stored twice (two runs of one command before runs claimed classes) are reported with
+    their proxies; proxybench repair OUT removes them.
 
     \b
     Example:
@@ -276,6 +278,31 @@ def status_command(out: Path, fmt: str) -> None:
 
     status = results_status(out)
     click.echo(json.dumps(status.to_dict(), indent=2) if fmt == "json" else str(status))
+
+
+@cli.command(name="repair")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed; write nothing.")
+@library_errors
+def repair_command(out: Path, dry_run: bool) -> None:
+    """Remove duplicate score rows from results directory OUT (proxybench status reports them).
+
+    Two runs of one command into one OUT before runs claimed classes (a requeued job, a
+    second terminal) stored rows twice, and correlate and tables refuse such a folder. Per
+    (space, arch, dataset, proxy, settings hash) the EARLIEST row by created_at is kept
+    (ties: the smaller run id) and every later copy is removed; the copies were computed
+    under identical settings. Refused while a run is writing into OUT. Interrupted, it
+    loses nothing; run it again to finish.
+
+    \b
+    Example:
+      proxybench status results      # "duplicates: 87 extra rows ..."
+      proxybench repair results --dry-run
+      proxybench repair results
+    """
+    from proxybench.store.repair import repair_results
+
+    click.echo(str(repair_results(out, dry_run=dry_run)))
 
 
 # Commands of other modules register themselves here (one line each).

@@ -45,7 +45,8 @@ def list_command(tables_dirs: tuple[Path, ...]) -> None:
 @tables.command(name="render")
 @click.argument("name")
 @click.option("--scores", "scores", multiple=True, metavar="PATH",
-              help="Scores: a results directory (its scores/), a Parquet file or a quoted glob; repeatable.")
+              help="Scores: a results directory (its scores/ parts and the rows still in journals of a live or "
+              "killed run), a Parquet file or a quoted glob; repeatable.")
 @click.option("--truth", "truth", multiple=True, metavar="PATH",
               help="Truth (proxybench truth import): a results directory, a Parquet file or a glob; repeatable.")
 @click.option("--archive", "archive", multiple=True, metavar="PATH",

@@ -51,6 +51,13 @@ shards, workers and tasks share one ``out``; the results are the rows of one uns
 single-process run (network and batch depend only on the seed and the architecture, never
 on the order of scoring), bit for bit when every process has the same number of torch
 threads.
+
+**Concurrent runs** into one ``out`` (a requeued job, a second terminal, overlapping lists)
+cooperate: each class is claimed before it is scored (:mod:`proxybench.store.claims`) and
+held until its rows are journaled; a class claimed by a live run is skipped and done at
+the end (after waiting for the claim, so nothing is computed twice and nothing a dead run
+left undone is lost); a claim that shows another run worked on the class makes the run
+re-read the class's stored rows first.
 """
 
 from __future__ import annotations
@@ -80,7 +87,8 @@ from proxybench.proxies.passes import PassCache, sharing
 from proxybench.proxies.registry import ProxySpec, resolve_proxies
 from proxybench.sharding import group_by_class, parse_shard, select_shard
 from proxybench.spaces import SearchSpace, get_space
-from proxybench.store import SCORE_COLUMNS, ScoreWriter, stored_keys, stored_rows
+from proxybench.store import RESUME_KEY, SCORE_COLUMNS, ScoreWriter, stored_keys, stored_rows
+from proxybench.store.claims import ClassClaims
 
 __all__ = ["ScoreSummary", "score_architectures", "resolve_device", "settings_hash"]
 
@@ -406,19 +414,61 @@ def score_architectures(
     elif callable(progress):
         iterator = progress(order, len(order))
 
+    claims = ClassClaims(out, run_id)
+
+    def score_claimed(uid: str, members: list[str], wait: bool) -> bool:
+        """Score one class under its claim; False when another live run holds it (and not ``wait``)."""
+        hashes = {setup.hashes[s.name] for m in members for s in setup.missing(m, done)}
+        claim = None
+        if hashes:
+            claim = claims.acquire(space, uid, hashes, wait=wait)
+            if claim is None:
+                return False
+            if claim.stale:  # another run worked on this class: what is stored now, not at start, counts
+                _refresh_class(out, setup, uid, done, sources if dedup else None)
+        try:
+            rows = _score_class(setup, uid, members, done, sources, common, summary)
+            writer.add(rows)
+        finally:
+            if claim is not None:
+                claim.release()
+        summary.rows_written += len(rows)
+        summary.errors += sum(r["status"] == "error" for r in rows)
+        summary.nonfinite += sum(r["status"] == "nonfinite" for r in rows)
+        return True
+
     with ScoreWriter(out, run_id, run_info) as writer:
+        deferred = []
         for arch in iterator:
             if arch not in group_of:  # a later member of a class: handled with its first
                 continue
             uid, members = group_of[arch]
-            rows = _score_class(setup, uid, members, done, sources, common, summary)
-            writer.add(rows)
-            summary.rows_written += len(rows)
-            summary.errors += sum(r["status"] == "error" for r in rows)
-            summary.nonfinite += sum(r["status"] == "nonfinite" for r in rows)
+            if not score_claimed(uid, members, wait=False):
+                deferred.append((uid, members))
+        if deferred and progress is not False:
+            print(f"waiting for {len(deferred)} classes claimed by another live run in {out}; whatever it "
+                  "leaves undone is scored here", file=sys.stderr)
+        for uid, members in deferred:  # their run finished them meanwhile, is on them now, or died
+            score_claimed(uid, members, wait=True)
         summary.seconds = time.perf_counter() - started
         writer.close(summary.to_dict())
     return summary
+
+
+def _refresh_class(
+    out: Path, setup: "_Setup", uid: str, done: set[tuple[str, ...]],
+    sources: dict[tuple[str, str], dict[str, Any]] | None,
+) -> None:
+    """Add the rows stored now for class ``uid`` (by another run since this run's snapshot) to
+    ``done`` and, with dedup, to the copy ``sources``."""
+    for row in stored_rows(out, set(setup.hashes.values()), {uid}):
+        if row["settings_hash"] != setup.hashes.get(row["proxy"]):
+            continue
+        done.add(tuple(row[c] for c in RESUME_KEY))
+        if sources is not None:
+            key = (uid, row["proxy"])
+            if key not in sources or _source_rank(row) < _source_rank(sources[key]):
+                sources[key] = row
 
 
 def _source_rank(row: Mapping[str, Any]) -> tuple[bool, str]:

@@ -207,7 +207,8 @@ def test_duplicates_are_an_error_unless_grouped_apart(tmp_path):
         run(tmp_path)
     assert str(info.value) == (
         f"{min(ARCHS[:30])} appears 2 times for proxy p, dataset cifar10, metric test_acc under one setting: pass each "
-        "scores/truth file once, or add --by run_id to keep runs apart")
+        "scores/truth file once, or add --by run_id to keep runs apart, or (two runs of one command into one OUT) "
+        "remove the later copies with proxybench repair OUT")
     assert [r["run_id"] for r in run(tmp_path, by=["run_id"]).rows] == ["r1", "r2"]
 
 

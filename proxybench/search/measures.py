@@ -293,11 +293,13 @@ def read_truth_accuracy(truth: str | Path | Sequence[str | Path], dataset: str =
     """
     import pyarrow.parquet as pq
 
-    from proxybench.store.views import resolve_parquet_files
+    from proxybench.store.views import check_view_files, resolve_parquet_files
 
     paths = [truth] if isinstance(truth, (str, Path)) else list(truth)
     best: dict[str, tuple[tuple[int, int], float]] = {}
-    for path in resolve_parquet_files(paths, "truth"):
+    files = resolve_parquet_files(paths, "truth")
+    check_view_files(files, "truth")  # a foreign file is a one-line error, not an Arrow traceback
+    for path in files:
         table = pq.read_table(path, columns=["arch", "dataset", "metric", "value", "epochs", "seed"])
         for r in table.to_pylist():
             if r["dataset"] != dataset or r["metric"] != metric:

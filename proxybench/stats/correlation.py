@@ -283,7 +283,7 @@ def _compute(
         raise CorrelationError(
             f"{duplicate[1]} appears {duplicate[2]} times for proxy {g['proxy']}, dataset {g['dataset']}, metric "
             f"{g['metric']} under one setting: pass each scores/truth file once, or add --by run_id to keep runs "
-            "apart"
+            "apart, or (two runs of one command into one OUT) remove the later copies with proxybench repair OUT"
         )
     con.execute("CREATE OR REPLACE TEMP TABLE pb_pairs AS SELECT gid, x, y FROM pb_joined WHERE usable")
     stats = _statistics(con, ks)

@@ -14,7 +14,10 @@ temporary name and renamed atomically, then the journal is deleted. When a direc
 opened again, journals left by a crashed run are converted the same way first (a part that
 already exists for a journal means the crash hit between rename and delete: the journal is
 just removed), so nothing is lost and nothing is duplicated. A torn last journal line (a
-kill in the middle of a write) is dropped; that architecture is scored again.
+kill in the middle of a write) is dropped with a warning; that architecture is scored
+again. A complete line that is not a row (a disk error, a stray write) is skipped with a
+warning naming the file and line, everywhere journals are read; it never stops a reader or
+a run, and resuming scores its architecture again.
 
 Several writers may share one directory at the same time (``--shard``, ``--workers``): each
 has its own run id, so part and journal names never collide; each journal is ``flock``-ed
@@ -32,6 +35,7 @@ import fcntl
 import json
 import math
 import os
+import warnings
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,9 +46,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from proxybench.errors import StoreError
-from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
+from proxybench.store.schema import REQUIRED_SCORE_COLUMNS, RESUME_KEY, SCORES_SCHEMA, check_parquet_schema
 
-__all__ = ["ScoreWriter", "journal_rows", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
+__all__ = ["ScoreWriter", "StoreWarning", "check_part", "journal_rows", "read_directory", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
 
 LOCK_NAME = ".lock"
 
@@ -60,8 +64,19 @@ def _encode_row(row: Mapping[str, Any]) -> str:
     return json.dumps(data, allow_nan=True, separators=(",", ":"))
 
 
+class StoreWarning(UserWarning):
+    """A results directory held something unusable that was skipped (the message says what)."""
+
+
+#: Keys a journal line must have to be a row (the non-nullable columns but ``shared_from``).
+_REQUIRED_KEYS = frozenset(f.name for f in SCORES_SCHEMA if not f.nullable)
+
+
 def _decode_row(line: str) -> dict[str, Any]:
+    """One journal line as a row; ``ValueError`` when it is not one (garbage, a foreign line)."""
     data = json.loads(line)
+    if not isinstance(data, dict) or not _REQUIRED_KEYS <= data.keys():
+        raise ValueError("not a score row")
     data["created_at"] = datetime.fromisoformat(data["created_at"])
     return data
 
@@ -82,15 +97,42 @@ def _write_part_atomically(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read_journal(path: Path) -> list[dict[str, Any]]:
+def _read_journal(path: Path, dead: bool = False) -> list[dict[str, Any]]:
+    """The rows of journal ``path``; lines that are not rows are skipped with a :class:`StoreWarning`.
+
+    Only newline-terminated lines are complete. An unterminated last line is a write in
+    progress (live writer) or torn by a kill (``dead``: warned about); either way it is not
+    a row yet, and its architecture is scored again on resume. A complete line that is not
+    a row (a disk error, a foreign write) is skipped with a warning naming the file and line:
+    the row it held cannot be recovered, resuming scores its architecture again, and every
+    other row of the journal is kept (failing instead would leave the folder stuck).
+    """
     rows = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         lines = fh.read().split("\n")
-    # Only newline-terminated lines are complete; the last element is "" or a torn line.
-    for line in lines[:-1]:
-        if line.strip():
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
             rows.append(_decode_row(line))
+        except (ValueError, TypeError):  # JSONDecodeError is a ValueError
+            _warn_once(path, number, "is not a score row (corrupt)")
+    if dead and lines[-1].strip():
+        _warn_once(path, len(lines), "is truncated (its writer was killed mid-write)")
     return rows
+
+
+_WARNED: set[tuple[str, int, str]] = set()
+
+
+def _warn_once(path: Path, number: int, problem: str) -> None:
+    """One :class:`StoreWarning` per journal line and problem per process (a command reads a
+    journal more than once; Python's own once-per-location rule is reset by filter changes)."""
+    key = (str(path), number, problem)
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(f"{path} line {number} {problem}; skipped, resuming the run scores its architecture again",
+                      StoreWarning, stacklevel=3)
 
 
 def _journal_is_live(journal: Path) -> bool:
@@ -140,7 +182,7 @@ def _recover_journals_locked(directory: Path) -> None:
             continue
         part = directory / (journal.name.replace("journal-", "part-", 1)[: -len(".jsonl")] + ".parquet")
         if not part.exists():
-            rows = _read_journal(journal)
+            rows = _read_journal(journal, dead=True)
             if rows:
                 _write_part_atomically(_rows_to_table(rows, {"proxybench.recovered": "true"}), part)
         journal.unlink()
@@ -151,7 +193,8 @@ def _recover_journals_locked(directory: Path) -> None:
 def journal_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Complete rows of every journal under ``out`` (live writers' and dead ones' not yet
     recovered). A journal rolled into a part while this reads is skipped: its rows are in
-    the part, which callers read next."""
+    the part, which callers read next. A journal still on disk beside its part is read too
+    (use :func:`read_directory` to get every row once)."""
     directory = scores_dir(out)
     rows: list[dict[str, Any]] = []
     for journal in sorted(directory.glob("journal-*.jsonl")) if directory.is_dir() else []:
@@ -162,9 +205,49 @@ def journal_rows(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _part_of(journal: Path) -> Path:
+    return journal.with_name(journal.name.replace("journal-", "part-", 1)[: -len(".jsonl")] + ".parquet")
+
+
+def read_directory(folder: str | os.PathLike[str]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The Parquet files of a scores folder and the rows of its journals, every row once.
+
+    A journal whose part exists (rolled, or being removed) is left out; a journal rolled
+    while this reads has been read, so its new part is left out instead. Rows of live
+    writers are included: a reader sees what ``proxybench status`` counts.
+
+    Returns:
+        ``(parquet files, journal rows)``; both empty when ``folder`` does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [], []
+    rows: list[dict[str, Any]] = []
+    read: set[Path] = set()
+    for journal in sorted(folder.glob("journal-*.jsonl")):
+        part = _part_of(journal)
+        if part.exists():
+            continue
+        try:
+            rows.extend(_read_journal(journal))
+        except FileNotFoundError:  # rolled meanwhile: its part is listed below
+            continue
+        read.add(part)
+    return [p for p in sorted(folder.glob("*.parquet")) if p not in read], rows
+
+
 def _part_files(out: str | os.PathLike[str]) -> list[Path]:
     directory = scores_dir(out)
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+
+def check_part(part: Path) -> None:
+    """Raise a one-line :class:`StoreError` unless ``part`` is a scores Parquet file."""
+    check_parquet_schema(
+        part, SCORES_SCHEMA, "scores", required=REQUIRED_SCORE_COLUMNS, corrupt="corrupt Parquet part",
+        fix=f"move it away from {part.parent} (a scores folder holds only proxybench score parts) and rerun "
+            "with --resume to score its rows again",
+    )
 
 
 def stored_keys(out: str | os.PathLike[str]) -> set[tuple[str, ...]]:
@@ -175,6 +258,7 @@ def stored_keys(out: str | os.PathLike[str]) -> set[tuple[str, ...]]:
     """
     keys = {tuple(row[c] for c in RESUME_KEY) for row in journal_rows(out)}
     for part in _part_files(out):
+        check_part(part)
         try:
             table = pq.read_table(part, columns=list(RESUME_KEY))
         except (pa.ArrowInvalid, OSError) as exc:
@@ -212,6 +296,7 @@ def stored_rows(
         return []
     rows = [{name: r.get(name) for name in SCORES_SCHEMA.names} for r in journal_rows(out) if wanted(r)]
     for part in _part_files(out):
+        check_part(part)
         try:
             table = pq.read_table(part, schema=SCORES_SCHEMA)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -226,10 +311,17 @@ def stored_rows(
 
 
 def read_scores(out: str | os.PathLike[str]) -> pa.Table:
-    """Every stored score row under ``out`` as one Arrow table (empty table when none)."""
+    """The rows of every finished Parquet part under ``out`` as one Arrow table (empty table
+    when none). Rows still in journals are not included; :func:`read_directory` has them.
+
+    Raises:
+        StoreError: A part is not Parquet or not a scores file (:func:`check_part`).
+    """
     parts = _part_files(out)
     if not parts:
         return SCORES_SCHEMA.empty_table()
+    for part in parts:
+        check_part(part)
     try:
         return pa.concat_tables([pq.read_table(p, schema=SCORES_SCHEMA) for p in parts])
     except (pa.ArrowInvalid, OSError) as exc:

@@ -14,6 +14,12 @@ SIGKILL, a lost node, an out-of-memory kill: the journal rows survive and the ne
 the directory turns them into a part); ``interrupted (...)`` when the writer saw an
 exception and closed; ``unclosed (no run lock)`` for a record left by a version that did
 not lock its runs yet.
+
+Duplicates (a resume key stored more than once, e.g. by two runs of one command before
+runs claimed classes) are counted per proxy (:attr:`ResultsStatus.duplicates`) and named
+with the fix, ``proxybench repair OUT``; the coverage counts each key once (its earliest
+row, the one repair keeps). Parts are read through :func:`~proxybench.store.views.open_views`,
+so a foreign or incomplete Parquet file is the same one-line error as in ``correlate``.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import pyarrow as pa
 from proxybench.errors import StoreError
 from proxybench.store.schema import RESUME_KEY, SCORES_SCHEMA
 from proxybench.store.views import open_views
-from proxybench.store.scores import _part_files, _rows_to_table, journal_rows, run_is_live, scores_dir
+from proxybench.store.scores import _rows_to_table, journal_rows, read_directory, run_is_live, scores_dir
 
 __all__ = ["RunState", "ProxyCoverage", "ResultsStatus", "results_status"]
 
@@ -75,6 +81,10 @@ class ResultsStatus:
     runs: list[RunState] = field(default_factory=list)
     coverage: list[ProxyCoverage] = field(default_factory=list)
     journal_rows: int = 0  # rows not yet in a Parquet part (live writers' or killed runs')
+    #: Per proxy, rows stored more than once under one resume key (the extra copies), e.g.
+    #: from two runs of one command into one OUT before runs claimed classes; the coverage
+    #: counts each key once. ``proxybench repair OUT`` removes them.
+    duplicates: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +92,7 @@ class ResultsStatus:
             "runs": [vars(r) for r in self.runs],
             "coverage": [vars(c) for c in self.coverage],
             "journal_rows": self.journal_rows,
+            "duplicates": dict(self.duplicates),
         }
 
     def __str__(self) -> str:
@@ -98,6 +109,11 @@ class ResultsStatus:
             lines.append("  a killed run lost at most the architecture in flight; rerun its command to resume it")
         if self.journal_rows:
             lines.append(f"rows still in journals: {self.journal_rows} (a part is written when the run ends or resumes)")
+        if self.duplicates:
+            extra = sum(self.duplicates.values())
+            lines.append(f"duplicates: {extra} extra rows stored twice or more under one (arch, proxy, settings) "
+                         f"key, proxies {', '.join(sorted(self.duplicates))}; correlate and tables refuse them "
+                         f"until you run: proxybench repair {self.out}")
         if not self.coverage:
             lines.append("no scores yet")
             return "\n".join(lines)
@@ -129,9 +145,11 @@ def results_status(out: str | os.PathLike[str]) -> ResultsStatus:
         raise StoreError(f"{out} is not a results directory (no runs/ or scores/); "
                          "create one with proxybench score --out")
     journals = _journal_table(out)
-    rows = _all_rows(out, journals)
+    stored = _stored_rows(out)
+    rows = _all_rows(stored)
     rows_per_run = dict(rows.query("r", "SELECT run_id, count(*) FROM r GROUP BY run_id").fetchall())
-    status = ResultsStatus(out=out, runs=_runs(out, rows_per_run), journal_rows=journals.num_rows)
+    status = ResultsStatus(out=out, runs=_runs(out, rows_per_run), journal_rows=journals.num_rows,
+                           duplicates=_duplicates(stored))
     status.coverage = _coverage(rows)
     return status
 
@@ -141,20 +159,32 @@ def _journal_table(out: Path) -> pa.Table:
     return _rows_to_table(rows, None) if rows else SCORES_SCHEMA.empty_table()
 
 
-def _all_rows(out: Path, journals: pa.Table) -> duckdb.DuckDBPyRelation:
-    """Parts and journal rows as one relation, one row per resume key (a journal that was
-    just rolled can still be on disk next to its part). The parts are read through
-    :func:`open_views`, so an unreadable part is the same one-line error as everywhere."""
-    parts = _part_files(out)
-    connection = open_views(scores=parts, ensembles=()) if parts else duckdb.connect()
-    if not parts:  # a first run that has not rolled its journal into a part yet
+def _stored_rows(out: Path) -> duckdb.DuckDBPyRelation:
+    """Every stored row once per copy on disk: the parts and the journal rows not yet in a part,
+    read through :func:`open_views` (the same schema checks and one-line errors as
+    ``correlate``; a journal next to its part counts once)."""
+    parts, journaled = read_directory(scores_dir(out))
+    if parts or journaled:
+        connection = open_views(scores=[scores_dir(out)], ensembles=())
+    else:  # a first run that has not journaled anything yet
+        connection = duckdb.connect()
         connection.register("scores", SCORES_SCHEMA.empty_table())
-    connection.register("journal_rows", journals)
+    return connection.sql("SELECT * FROM scores")
+
+
+def _all_rows(stored: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """One row per resume key: the earliest (what :func:`proxybench.store.repair.repair_results` keeps)."""
     key = ", ".join(RESUME_KEY)
-    return connection.sql(
-        "SELECT * FROM (SELECT * FROM scores UNION ALL BY NAME SELECT * FROM journal_rows) "
-        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY created_at) = 1"
-    )
+    return stored.query("s", f"SELECT * FROM s QUALIFY row_number() OVER (PARTITION BY {key} "
+                             "ORDER BY created_at, run_id) = 1")
+
+
+def _duplicates(stored: duckdb.DuckDBPyRelation) -> dict[str, int]:
+    """Per proxy, the extra rows of resume keys stored more than once."""
+    key = ", ".join(RESUME_KEY)
+    found = stored.query("s", f"SELECT proxy, sum(n - 1) FROM (SELECT proxy, count(*) AS n FROM s "
+                              f"GROUP BY {key}) WHERE n > 1 GROUP BY proxy ORDER BY proxy").fetchall()
+    return {proxy: int(extra) for proxy, extra in found}
 
 
 def _runs(out: Path, rows_per_run: dict[str, int]) -> list[RunState]:

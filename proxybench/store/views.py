@@ -4,12 +4,17 @@ Every stage writes plain Parquet (DESIGN.md §1); this module is how the analysi
 it. ``open_views`` returns a fresh in-memory ``duckdb.connect()`` (never DuckDB's hidden
 module-level default connection, so two callers never share state) with the views
 
-* ``scores`` over ``OUT/scores/*.parquet`` (schema :data:`proxybench.store.SCORES_SCHEMA`),
+* ``scores`` over ``OUT/scores/*.parquet`` (schema :data:`proxybench.store.SCORES_SCHEMA`)
+  plus the rows still in that folder's journals (a live run's, or a killed one's not yet
+  rolled into a part), each row once,
 * ``truth`` over ``OUT/truth/*.parquet`` (schema :data:`proxybench.truth.TRUTH_SCHEMA`),
 * ``archive`` over search archives ``OUT/archive/*.parquet``, when asked for,
 
-each read with ``union_by_name`` so files written by older versions, with fewer columns,
-still read as one table (missing columns are NULL). The file lists are passed to DuckDB as
+each read with ``union_by_name`` so files written by older versions, with fewer *optional*
+columns, still read as one table (those columns are NULL). Every file's schema is checked
+first (its footer only): a file that lacks a required column, or has one of another type,
+is a one-line :class:`~proxybench.errors.StoreError` naming the file and the fix, never a
+silent drop of its rows (a part without ``space`` would not join) or a traceback. The file lists are passed to DuckDB as
 values (the Python relation API), never formatted into SQL text.
 
 Paths may be Parquet files, glob patterns, results directories (their ``scores/`` or
@@ -28,7 +33,7 @@ import duckdb
 
 from proxybench.errors import StoreError
 
-__all__ = ["open_views", "resolve_parquet_files"]
+__all__ = ["check_view_files", "open_views", "resolve_parquet_files", "resolve_score_sources"]
 
 PathLike = str | os.PathLike[str]
 
@@ -45,14 +50,43 @@ def resolve_parquet_files(paths: Iterable[PathLike], kind: str) -> list[Path]:
     Raises:
         StoreError: A path matches nothing, or nothing at all was given.
     """
+    return _resolve(paths, kind, journals=False)[0]
+
+
+def resolve_score_sources(paths: Iterable[PathLike]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The scores Parquet files ``paths`` name and the rows of the journals in the folders among them.
+
+    A folder (a results directory or its ``scores/``) contributes its parts *and* the rows
+    its writers have journaled but not yet rolled into a part (a live run, or one killed
+    before its journal became a part), each row once (:func:`~proxybench.store.scores.read_directory`),
+    so ``correlate`` and ``tables`` see what ``proxybench status`` counts.
+
+    Raises:
+        StoreError: A path matches nothing, or nothing at all was given.
+    """
+    return _resolve(paths, "scores", journals=True)
+
+
+def _resolve(paths: Iterable[PathLike], kind: str, journals: bool) -> tuple[list[Path], list[dict[str, Any]]]:
+    from proxybench.store.scores import read_directory
+
     found: list[Path] = []
+    rows: list[dict[str, Any]] = []
+    folders: set[Path] = set()
     for raw in paths:
         text = os.fspath(raw)
         path = Path(text)
         if path.is_dir():
             folder = path / kind if (path / kind).is_dir() else path
-            matches = sorted(folder.glob("*.parquet"))
-            if not matches:
+            if journals:
+                if folder.resolve() in folders:  # the same folder twice: its journals once
+                    continue
+                folders.add(folder.resolve())
+                matches, journaled = read_directory(folder)
+                rows.extend(journaled)
+            else:
+                matches, journaled = sorted(folder.glob("*.parquet")), []
+            if not matches and not journaled:
                 hint = {"scores": "proxybench score --out", "truth": "proxybench truth import --out",
                         "predictor_metrics": "proxybench combine --out"}.get(kind, "proxybench search --out")
                 raise StoreError(f"no {kind} Parquet files in {folder}; create them with {hint} {path}")
@@ -66,9 +100,29 @@ def resolve_parquet_files(paths: Iterable[PathLike], kind: str) -> list[Path]:
             raise StoreError(f"{kind} path {text} does not exist")
         found.extend(matches)
     unique = list(dict.fromkeys(p.resolve() for p in found))
-    if not unique:
+    if not unique and not rows:
         raise StoreError(f"no {kind} files given")
-    return unique
+    return unique, rows
+
+
+def check_view_files(files: Sequence[Path], kind: str) -> None:
+    """Every file has the columns of its view (:func:`~proxybench.store.schema.check_parquet_schema`)."""
+    from proxybench.store.schema import REQUIRED_SCORE_COLUMNS, SCORES_SCHEMA, check_parquet_schema
+    from proxybench.truth.schema import TRUTH_SCHEMA
+
+    schema, required, fix = {
+        "scores": (SCORES_SCHEMA, REQUIRED_SCORE_COLUMNS,
+                   "move it out of the scores folder or leave it out of --scores (proxybench score writes "
+                   "scores files)"),
+        "truth": (TRUTH_SCHEMA, ("space", "arch", "dataset", "metric", "value"),
+                  "move it out of the truth folder or leave it out of --truth (proxybench truth import writes "
+                  "truth files from benchmark sources)"),
+    }.get(kind, (None, (), ""))
+    if schema is None:  # archives: their columns depend on the run's objectives
+        return
+    for path in files:
+        check_parquet_schema(path, schema, kind, fix, required=required,
+                             corrupt=f"cannot read the {kind} files ({len(files)} given): corrupt Parquet file")
 
 
 def open_views(
@@ -97,7 +151,8 @@ def open_views(
         The connection; the caller closes it (``with open_views(...) as con:``).
 
     Raises:
-        StoreError: No file found for a view, or a file DuckDB cannot read as Parquet.
+        StoreError: No file found for a view, a file that is not Parquet, or one without the
+            columns of its view (one line naming the file and the fix).
 
     Example:
         >>> with open_views(out="results") as con:  # doctest: +SKIP
@@ -115,11 +170,15 @@ def open_views(
         for kind, given in wanted.items():
             if given is None:
                 continue
-            files = resolve_parquet_files(given, kind)
+            files, journaled = _resolve(given, kind, journals=kind == "scores")
+            check_view_files(files, kind)
+            stored = "pb_stored_scores" if kind == "scores" else kind
             try:
-                relation = con.read_parquet([str(p) for p in files], union_by_name=True)
-                stored = "pb_stored_scores" if kind == "scores" else kind
-                relation.create_view(stored, replace=True)
+                if files:
+                    relation = con.read_parquet([str(p) for p in files], union_by_name=True)
+                    relation.create_view("pb_parts" if journaled else stored, replace=True)
+                if journaled:
+                    _register_journal_rows(con, journaled, stored, with_parts=bool(files))
                 con.execute(f"SELECT * FROM {stored} LIMIT 0")  # one of four literals above
                 if kind == "scores":
                     _scores_with_ensembles(con, stored, ensembles)
@@ -130,6 +189,17 @@ def open_views(
         con.close()
         raise
     return con
+
+
+def _register_journal_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], stored: str,
+                           with_parts: bool) -> None:
+    """View ``stored`` = the parts (view ``pb_parts``) and the journaled rows, as one table."""
+    from proxybench.store.scores import _rows_to_table
+
+    con.register("pb_journal_rows", _rows_to_table(rows, None))
+    source = "SELECT * FROM pb_parts UNION ALL BY NAME SELECT * FROM pb_journal_rows" if with_parts \
+        else "SELECT * FROM pb_journal_rows"
+    con.execute(f"CREATE OR REPLACE VIEW {stored} AS {source}")  # literals only
 
 
 def _scores_with_ensembles(con: duckdb.DuckDBPyConnection, stored: str, ensembles: Iterable[Any] | None) -> None:
