@@ -77,6 +77,9 @@ def plot_learning_curves(summary: Sequence[dict[str, Any]], path: Path, metric: 
                 if kind == "class":
                     ax.fill_between(n, lo, hi, color=colours(m), alpha=0.15, linewidth=0)
         ax.set_xscale("log")
+        shown_n = sorted({r["n"] for r in summary if r["features"] == features})
+        ax.set_xticks(shown_n, [str(v) for v in shown_n])
+        ax.minorticks_off()
         ax.set_title(features, fontsize=11, wrap=True)
         ax.set_xlabel("training architectures n")
         ax.grid(True, which="both", alpha=0.3)
