@@ -127,8 +127,9 @@ def combine(
         threads=threads or max(1, len(os.sched_getaffinity(0))), save_predictions=not no_predictions)
     experiments = len(config.split_kinds) * len(n_list) * splits * len(config.feature_sets) * len(model_list)
     click.echo(f"{len(data.archs)} architectures with {data.truth['dataset']} {metric} truth"
-               f"{f' and scores of {len(data.proxies)} proxies on {dataset}' if data.proxies else ''}"
-               f"{f' ({data.dropped} left out: a proxy had no stored row)' if data.dropped else ''}; "
+               + (f" and scores of {len(data.proxies)} proxies on {dataset}" if data.proxies else "")
+               + (f" ({data.dropped} architectures with truth left out: they lack a stored row of some proxy)"
+                  if data.dropped else "") + "; "
                f"{experiments} fits", err=True)
     from tqdm import tqdm
 
