@@ -19,8 +19,10 @@ per architecture by the scoring engine. Instead:
 The ranked set is every architecture that has a usable row of *every* component (``ok``;
 with ``nonfinite="worst"``, as the papers' ensembles, ``nonfinite`` and ``error`` rows too,
 ranked lowest)
-within one group of (space, dataset, preset, weights, seed, batch size) and one settings hash
-per component; architectures missing a component are left out (not ranked as worst), and
+within one group of (space, dataset, preset, weights, seed, batch size) — for a user's
+ensemble within one (space, dataset), since its components usually follow different presets
+(their rows then say ``preset`` = ``meco+proxybench``, and seed/batch size NULL where they
+differ) — and one settings hash per component; architectures missing a component are left out (not ranked as worst), and
 isomorphic copies count like computed rows: over the whole NB201 space the set has 15,625
 strings, as in the AZ-NAS and TE-NAS evaluations. To rank within
 another set (say 1,000 sampled architectures), read only the scores of that set: the
@@ -87,6 +89,11 @@ class Ensemble:
             ``worst`` (the references' rule: their code turns a failure into NaN and NaN into
             −inf or the column minimum, so NaN, an error and −inf on the oriented scale rank
             lowest and +inf highest; dropping those rows would change N and every rank).
+        weights: Per-component weights of the ``weighted`` rule.
+        across_presets: Rank components scored under different presets/seeds/batch sizes
+            together (within one space and dataset). False for the papers' ensembles, whose
+            components share one protocol; True for users' ensembles, which typically combine
+            proxies that each follow their own paper's preset (MeCo's batch of 1 with NWOT's 64).
     """
 
     name: str
@@ -95,6 +102,7 @@ class Ensemble:
     paper: str = ""
     nonfinite: str = "exclude"
     weights: tuple[float, ...] = ()
+    across_presets: bool = False
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", self.name):
@@ -184,7 +192,7 @@ def parse_ensemble(text: str) -> Ensemble:
                                   "is not a number (write A*2+B*0.5)") from None
     explicit = any("*" in p for p in parts.split("+"))
     return Ensemble(name.strip(), tuple(components), rule.strip() or "logrank", nonfinite=nonfinite.strip() or "exclude",
-                    weights=tuple(weights) if explicit or rule.strip() == "weighted" else ())
+                    weights=tuple(weights) if explicit or rule.strip() == "weighted" else (), across_presets=True)
 
 
 def _hash(payload: Mapping[str, object]) -> str:
@@ -225,20 +233,20 @@ def add_ensembles(con: duckdb.DuckDBPyConnection, source: str, ensembles: Iterab
     columns = [r[0] for r in con.execute(f"DESCRIBE {source}").fetchall()]
     con.execute(f"CREATE OR REPLACE TEMP TABLE pb_ensembles AS SELECT * FROM {source} LIMIT 0")
     total = 0
-    group_sql = ", ".join(GROUP)
     for ensemble in ensembles:
+        group_cols = _group_columns(ensemble)
         variants = con.execute(
-            f"SELECT DISTINCT {group_sql}, proxy, settings_hash FROM {source} "
+            f"SELECT DISTINCT {', '.join(group_cols)}, proxy, settings_hash FROM {source} "
             f"WHERE proxy IN (SELECT unnest(?)) AND {ensemble.row_filter()}",
             [list(ensemble.components)],
         ).fetchall()
         by_group: dict[tuple[object, ...], dict[str, list[str]]] = {}
         for row in variants:
-            by_group.setdefault(tuple(row[:len(GROUP)]), {}).setdefault(row[len(GROUP)], []).append(row[-1])
+            by_group.setdefault(tuple(row[:len(group_cols)]), {}).setdefault(row[len(group_cols)], []).append(row[-1])
         for group, per_proxy in sorted(by_group.items(), key=lambda kv: json.dumps(kv[0], default=str)):
             if set(per_proxy) != set(ensemble.components):
                 continue
-            for hashes in itertools.product(*(sorted(per_proxy[c]) for c in ensemble.components)):
+            for hashes in itertools.product(*(sorted(set(per_proxy[c])) for c in ensemble.components)):
                 total += _add_one(con, source, columns, ensemble, group, dict(zip(ensemble.components, hashes)))
     con.execute("DROP TABLE IF EXISTS pb_ens_input")
     con.execute("DROP TABLE IF EXISTS pb_ens_rows")
@@ -247,9 +255,33 @@ def add_ensembles(con: duckdb.DuckDBPyConnection, source: str, ensembles: Iterab
     return total
 
 
+def _group_columns(ensemble: Ensemble) -> tuple[str, ...]:
+    """Columns within which an ensemble ranks: every setting, or only space and dataset."""
+    return ("space", "dataset") if ensemble.across_presets else GROUP
+
+
+def _fixed_settings(con: duckdb.DuckDBPyConnection, source: str, group_cols: Sequence[str], group: Sequence[object],
+                    hashes: Mapping[str, str]) -> dict[str, object]:
+    """The group columns of an ensemble's rows: the components' common value, else joined (text) or NULL."""
+    fixed: dict[str, object] = dict(zip(group_cols, group))
+    rest = [c for c in GROUP if c not in group_cols]
+    if not rest:
+        return fixed
+    per_component = [con.execute(f"SELECT {', '.join(f'any_value({c})' for c in rest)} FROM {source} "
+                                 "WHERE proxy = ? AND settings_hash = ?", [p, h]).fetchone() for p, h in hashes.items()]
+    for i, column in enumerate(rest):
+        values = list(dict.fromkeys(row[i] for row in per_component))
+        if len(values) == 1:
+            fixed[column] = values[0]
+        else:
+            fixed[column] = "+".join(str(v) for v in values) if column in ("preset", "weights") else None
+    return fixed
+
+
 def _add_one(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[str], ensemble: Ensemble,
              group: tuple[object, ...], hashes: Mapping[str, str]) -> int:
-    where = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in GROUP)
+    group_cols = _group_columns(ensemble)
+    where = " AND ".join(f"{c} IS NOT DISTINCT FROM ?" for c in group_cols)
     pairs = " OR ".join("(proxy = ? AND settings_hash = ?)" for _ in hashes)
     weight_case = "CASE proxy " + " ".join("WHEN ? THEN ?" for _ in hashes) + " END"
     weight_params: list[object] = list(itertools.chain.from_iterable((c, ensemble.weight(c)) for c in hashes))
@@ -265,11 +297,11 @@ def _add_one(con: duckdb.DuckDBPyConnection, source: str, columns: Sequence[str]
     if not rows:
         return 0
     ranked_over = int(rows[0][3])
+    fixed = _fixed_settings(con, source, group_cols, group, hashes)
     settings = {**ensemble.definition(), "component_settings_hash": dict(hashes), "ranked_over": ranked_over,
-                **dict(zip(GROUP, group))}
+                **fixed}
     settings_text = json.dumps(settings, sort_keys=True, default=str)
     digest = _hash({**ensemble.definition(), "component_settings_hash": dict(hashes)})
-    fixed = dict(zip(GROUP, group))
     values = {
         **fixed, "proxy": ensemble.name, "status": "ok", "error": None, "higher_is_better": True,
         "batch_id": "ensemble", "settings": settings_text, "settings_hash": digest, "device": "",

@@ -87,7 +87,7 @@ def test_truth_import_errors_are_one_line(tmp_path):
     result = invoke("truth", "import", str(junk), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot tell the format of the file scores.bin from its name or content; "
-                                    "pass --format (csv, suite-zero")
+                                    "pass --format (suite-zero-csv, table, csv, suite-zero")
     assert result.output.count("\n") == 1
     corrupt = tmp_path / "zc.json"
     corrupt.write_text("{")

@@ -108,7 +108,8 @@ def test_two_settings_of_a_component_give_two_separately_ranked_ensembles(tmp_pa
 
 def test_parse_user_ensembles_and_errors():
     mine = parse_ensemble("mine = synflow + nwot : meanrank")
-    assert mine == Ensemble("mine", ("synflow", "nwot"), "meanrank")
+    assert mine == Ensemble("mine", ("synflow", "nwot"), "meanrank", across_presets=True)
+    assert not ENSEMBLES["az_nas"].across_presets
     assert parse_ensemble("pair=a+b").rule == "logrank"
     assert parse_ensemble("az_nas") is ENSEMBLES["az_nas"]
     with pytest.raises(ProxybenchError, match="unknown ensemble"):
@@ -174,3 +175,24 @@ def test_geomean_and_weighted_rules_equal_their_formulas(tmp_path):
 def test_weighted_syntax_errors_are_one_line(text, message):
     with pytest.raises(ProxybenchError, match=message):
         parse_ensemble(text)
+
+
+def test_user_ensembles_rank_across_presets_papers_ensembles_do_not(tmp_path):
+    """MeCo (its own preset, batch 1) and params (default preset) combine in a user's ensemble."""
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=N), rng.normal(size=N)
+    rows = score_rows("pa", a) + score_rows("pb", b, seed=42)
+    for row in rows[N:]:
+        row["preset"], row["batch_size"] = "meco", 1
+    write(tmp_path / "scores" / "part-1.parquet", rows, SCORES_SCHEMA)
+    mixed = parse_ensemble("mix=pa+pb")
+    strict = Ensemble("strict", ("pa", "pb"), "logrank")
+    with open_views(scores=[tmp_path], ensembles=[mixed, strict]) as con:
+        got = con.execute("SELECT arch, score, preset, seed, batch_size FROM scores WHERE proxy = 'mix'").fetchall()
+        assert con.execute("SELECT count(*) FROM scores WHERE proxy = 'strict'").fetchone()[0] == 0
+    expected = np.log(rankdata(a) / N) + np.log(rankdata(b) / N)
+    index = {arch: i for i, arch in enumerate(ARCHS[:N])}
+    assert len(got) == N
+    for arch, score, preset, seed, batch in got:
+        assert score == pytest.approx(expected[index[arch]], abs=1e-12)
+        assert (preset, seed, batch) == ("proxybench+meco", None, None)
