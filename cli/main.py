@@ -53,19 +53,18 @@ def proxies_command(pattern: str | None, fmt: str) -> None:
       proxybench proxies
       proxybench proxies 'syn*' --format csv
     """
-    from proxybench.proxies import get_proxy, list_proxies
+    from proxybench.catalog import proxy_infos  # the registry's metadata without importing torch
 
     rows = []
-    for name in list_proxies(pattern):
-        spec = get_proxy(name)
+    for info in proxy_infos(pattern):
         rows.append({
-            "name": name,
-            "family": spec.family,
-            "better": "higher" if spec.higher_is_better else "lower",
-            "needs": ",".join(sorted(spec.needs)) or "-",
-            "passes": ",".join(spec.passes) or "-",
-            "paper": spec.paper,
-            "description": spec.description,
+            "name": info.name,
+            "family": info.family,
+            "better": "higher" if info.higher_is_better else "lower",
+            "needs": ",".join(info.needs) or "-",
+            "passes": ",".join(info.passes) or "-",
+            "paper": info.paper,
+            "description": info.description,
         })
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch.nn as nn
 
 from proxybench._naming import filter_names, suggest
 from proxybench.errors import InvalidSettingError, UnknownSpaceError
+
+if TYPE_CHECKING:  # torch is imported when a network is built, not to list, sample or parse
+    import torch.nn as nn
 
 __all__ = ["SearchSpace", "register_space", "get_space", "list_spaces", "space_option_names"]
 

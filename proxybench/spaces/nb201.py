@@ -21,12 +21,15 @@ import itertools
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch.nn as nn
 
 from proxybench.errors import InvalidArchitectureError
 from proxybench.spaces._base import SearchSpace, register_space
+
+if TYPE_CHECKING:  # torch is imported when a network is built, not to list, sample or parse
+    import torch.nn as nn
 
 __all__ = [
     "OPS",

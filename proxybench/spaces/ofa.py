@@ -61,14 +61,16 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Integral
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from proxybench.errors import InvalidArchitectureError, InvalidSettingError, ProxybenchError
 from proxybench.spaces._base import SearchSpace, register_space
+
+if TYPE_CHECKING:  # torch is imported where a network is built: encoding, sampling and parsing work without it
+    import torch
+    from torch import nn
 
 __all__ = [
     "SUPERNET_ID",
@@ -130,6 +132,7 @@ _EXPECTED = (
 
 def _ofa() -> Any:
     """The ``ofa`` modules this space uses (imported on first use)."""
+    from torch import nn
     try:
         from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
         from ofa.imagenet_classification.networks import MobileNetV3
@@ -290,6 +293,8 @@ def recalibrate_bn(net: nn.Module, batches: Iterable[Any], *, device: torch.devi
     Raises:
         InvalidSettingError: ``batches`` is empty.
     """
+    import torch
+    from torch import nn
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
         return net
@@ -319,6 +324,7 @@ def recalibrate_bn(net: nn.Module, batches: Iterable[Any], *, device: torch.devi
 
 
 def _remove_bn(net: nn.Module) -> nn.Module:
+    from torch import nn
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
@@ -576,6 +582,7 @@ class OFASpace(SearchSpace):
         Raises:
             InvalidSettingError: Neither weights nor ``random_init`` (the same error as :meth:`build`).
         """
+        from torch import nn
         source, random = self._resolve(supernet, random_init)
         info: dict[str, Any] = {"supernet_id": SUPERNET_ID, "head": "reset", "random_init": random}
         if random:
@@ -607,6 +614,8 @@ class OFASpace(SearchSpace):
             InvalidSettingError: No weights and no ``random_init``, a missing or unreadable file, a
                 state dict of another network, or an incompatible supernet object.
         """
+        import torch
+        from torch import nn
         source, random = self._resolve(supernet, random_init)
         ofa = _ofa()
         if isinstance(source, nn.Module):
@@ -670,6 +679,7 @@ class OFASpace(SearchSpace):
 
     @staticmethod
     def _read_state(path: Path) -> Mapping[str, Any]:
+        import torch
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001  (pickle, zip and IO errors all mean "unreadable")
@@ -684,6 +694,7 @@ class OFASpace(SearchSpace):
         return data
 
     def _extract(self, supernet: nn.Module, arch: str, num_classes: int, seed: int, preserve_weight: bool) -> nn.Module:
+        import torch
         ofa = _ofa()
         settings = subnet_settings(arch, self.resolutions)
         with self._lock:  # set_active_subnet mutates the shared supernet
@@ -802,6 +813,7 @@ class OFASpace(SearchSpace):
 
 def _num_classes(state: Mapping[str, Any]) -> int:
     """Rows of the classifier in a supernet state dict (1000 for the ImageNet supernet)."""
+    import torch
     for key in ("classifier.linear.weight", "classifier.linear.linear.weight"):
         weight = state.get(key)
         if isinstance(weight, torch.Tensor) and weight.dim() == 2:
@@ -815,6 +827,7 @@ def _download_zoo() -> Path:
     ``ofa.model_zoo.ofa_net`` is not used: it imports ``gdown`` (not a dependency of ``ofa``),
     writes into ``./.torch`` relative to the working directory and returns ``None`` on failure.
     """
+    import torch
     path = Path(torch.hub.get_dir()) / "ofa_nets" / SUPERNET_ID
     if path.is_file():
         return path

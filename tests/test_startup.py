@@ -1,0 +1,68 @@
+"""Commands that only read metadata start without importing torch (2-3 s of every start-up).
+
+Each command runs in a fresh interpreter that calls the click group in-process and reports
+whether ``torch`` ended up in ``sys.modules``; the assertion is on the import, not on wall
+time (benchmarks/startup.py measures the seconds).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_PROBE = """
+import sys
+from proxybench_cli.main import cli
+try:
+    cli.main(args={args!r}, prog_name="proxybench", standalone_mode=False)
+finally:
+    sys.stdout.flush()
+    heavy = sorted(m for m in ("torch", "torchvision") if m in sys.modules)
+    sys.stderr.write("HEAVY=" + ",".join(heavy) + "\\n")
+"""
+
+
+def _heavy_imports(args: list[str]) -> str:
+    done = subprocess.run([sys.executable, "-c", _PROBE.format(args=args)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stderr.strip().rsplit("HEAVY=", 1)[-1]
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"],
+    ["--version"],
+    ["proxies"],
+    ["proxies", "syn*", "--format", "csv"],
+    ["presets"],
+    ["space"],
+    ["space", "nb201", "--sample", "3"],
+    ["space", "ofa", "--sample", "2"],
+    ["score", "--help"],
+    ["search", "--help"],
+    ["status", "{out}"],
+], ids=lambda a: " ".join(a))
+def test_metadata_commands_do_not_import_torch(args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "scores").mkdir()
+    assert _heavy_imports([a.format(out=tmp_path) for a in args]) == ""
+
+
+def test_public_api_is_still_reachable_from_the_package() -> None:
+    import proxybench
+
+    assert proxybench.get_proxy("synflow").name == "synflow"
+    assert "nb201" in proxybench.list_spaces()
+    assert callable(proxybench.score_architectures)
+    assert {"get_space", "score_architectures"} <= set(dir(proxybench))
+    with pytest.raises(AttributeError):
+        proxybench.no_such_name  # noqa: B018
+
+
+def test_catalog_matches_the_registry() -> None:
+    """The torch-free catalog `proxybench proxies` reads is the registry's metadata."""
+    from proxybench.catalog import proxy_infos, registry_infos
+
+    assert proxy_infos() == registry_infos(), "the proxy catalog is stale: run python -m proxybench.catalog"
