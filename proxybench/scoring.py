@@ -77,7 +77,7 @@ from proxybench.device import configure_cuda_determinism
 from proxybench.errors import ProxybenchError
 from proxybench.presets import Preset, get_preset
 from proxybench.proxies.passes import PassCache, sharing
-from proxybench.proxies.registry import ProxySpec, resolve_proxies
+from proxybench.proxies.registry import ProxySpec, reads_images, resolve_proxies
 from proxybench.sharding import group_by_class, parse_shard, select_shard
 from proxybench.spaces import SearchSpace, get_space
 from proxybench.store import SCORE_COLUMNS, ScoreWriter, stored_keys, stored_rows
@@ -466,7 +466,7 @@ def _prepare(
     data_dir: str | Path | None, proxy_settings: Mapping[str, Mapping[str, Any]] | None, download: bool,
     weights: str | None = None,
 ) -> _Setup:
-    from proxybench.data import BatchProvider, load_images
+    from proxybench.data import BatchProvider, NoImages, load_images
     from proxybench.weights import get_weights_provider
 
     specs = resolve_proxies(proxies)
@@ -491,7 +491,12 @@ def _prepare(
         overrides.setdefault(name, {}).update(values)
     per_proxy = {spec.name: spec.settings(overrides.get(spec.name)) for spec in specs}
 
-    source = load_images(dataset, "train", data_dir=data_dir, download=download)
+    # Only proxies that read images need the dataset: params, flops, synflow, zen, ... run without it, and
+    # their rows (settings, hashes, batch ids) are the same as in a run that loaded it (NoImages).
+    if any(reads_images(spec, per_proxy[spec.name]) for spec in specs):
+        source = load_images(dataset, "train", data_dir=data_dir, download=download)
+    else:
+        source = NoImages(dataset, "train")
     batches = BatchProvider(source, chosen, seed=seed, batch_size=batch_size)
     # What changes the numbers goes into the settings (and their hash, the resume key);
     # where the files were found does not, but is recorded in the run file. Neither do
