@@ -126,22 +126,6 @@ def space_command(name: str | None, sample: int | None, seed: int | None) -> Non
         out.writerow([arch, space.uid(arch)])
 
 
-def read_arch_file(path: Path) -> list[str]:
-    """Architectures from a text file (one per line) or a CSV whose first column is ``arch``."""
-    archs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        first = next(csv.reader([text]))[0].strip()
-        if number == 1 and first == "arch":
-            continue
-        archs.append(first)
-    if not archs:
-        raise ProxybenchError(f"{path} lists no architectures; write one per line or a CSV with an 'arch' column")
-    return archs
-
-
 @cli.command(name="score")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space (see: proxybench space).")
 @click.option("--proxies", default="zero-cost", show_default=True,
@@ -220,6 +204,7 @@ def score_command(
       proxybench score --space nb201 --all --shard 0/8 --workers 4 --threads 16 --out results
       proxybench score --space nb201 --all --executor ray --ray-address auto --out /shared/results
     """
+    from proxybench.archs import read_archs
     from proxybench.scoring import score_architectures
     from proxybench.sharding import parse_shard
     from proxybench.spaces import get_space
@@ -235,7 +220,7 @@ def score_command(
     if all_archs:
         archs = list(space)
     elif archs_file is not None:
-        archs = read_arch_file(archs_file)
+        archs = read_archs(archs_file, space)
     else:
         n = sample or 100
         archs = space.sample(n, seed=seed if seed is not None else 0)

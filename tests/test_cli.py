@@ -76,6 +76,28 @@ def test_score_malformed_arch_file(tmp_path):
     assert result.output.count("\n") == 1
 
 
+def test_score_arch_file_with_bom_header_and_naslib_tuples(tmp_path):
+    from proxybench.spaces.nb201 import from_naslib_tuple
+
+    archs = tmp_path / "archs.csv"
+    archs.write_text(f"arch,val_accuracy\n(0, 1, 2, 3, 4, 1),93.1\n{ARCH},91.0\n", encoding="utf-8-sig")
+    out = tmp_path / "out"
+    result = invoke("score", "--archs", str(archs), "--proxies", "params", "--out", str(out), "-q", "--no-download",
+                    "--data-dir", str(tmp_path / "no-data"))
+    assert result.exit_code == 0, result.output
+    stored = duckdb.connect().execute("select distinct arch from read_parquet(?)",
+                                      [str(out / "scores" / "*.parquet")]).fetchall()
+    assert {a for (a,) in stored} == {from_naslib_tuple("(0, 1, 2, 3, 4, 1)"), ARCH}
+
+
+def test_score_arch_file_error_names_the_line(tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"arch\n{ARCH}\n|nor_conv_3x3~0|+|bogus~0|none~1|+|none~0|none~1|none~2|\n")
+    result = invoke("score", "--archs", str(archs), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and result.output.startswith(f"Error: {archs}:3: ") and "bogus" in result.output
+    assert result.output.count("\n") == 1
+
+
 def test_score_writes_parquet_and_resumes(tmp_path, data_dir):
     archs = tmp_path / "archs.csv"
     archs.write_text(f"arch,uid\n{ARCH},x\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,y\n")

@@ -347,7 +347,11 @@ class NB201Space(SearchSpace):
         self.xu = np.full(self.n_var, len(OPS) - 1, dtype=np.int64)
 
     def parse(self, arch: str) -> str:
-        """The canonical string of ``arch`` (surrounding whitespace removed)."""
+        """The canonical string of ``arch``: a canonical string (surrounding whitespace removed) or the
+        ``str()`` of a NASLib op-index tuple, e.g. ``"(0, 2, 3, 2, 3, 1)"`` (:func:`from_naslib_tuple`).
+        """
+        if isinstance(arch, str) and arch.strip().startswith(("(", "[")):
+            return from_naslib_tuple(arch)
         return _format(parse_arch(arch))
 
     def encode(self, arch: str) -> np.ndarray:
