@@ -9,7 +9,7 @@ import pytest
 
 from proxybench.proxies import registry
 from proxybench.proxies.registry import ProxySpec, get_proxy, list_proxies
-from proxybench.scoring import score_architectures
+from proxybench.scoring import ScoreSummary, score_architectures
 from proxybench.spaces import get_space
 from proxybench.store import read_scores
 
@@ -80,6 +80,11 @@ def test_errors_and_nonfinite_become_statuses(tmp_path, data_dir, monkeypatch):
     summary = score_architectures(ARCHS, proxies="t_boom,t_inf,t_nan,params", data_dir=data_dir, batch_size=4,
                                   out=tmp_path, progress=False)
     assert summary.errors == 2 and summary.nonfinite == 4
+    assert "2 errors (t_boom 2), 4 non-finite (t_inf 2, t_nan 2)," in str(summary)
+    merged = ScoreSummary(out=tmp_path, run_id="m", archs_requested=0, proxies=summary.proxies)
+    merged.merge(summary.to_dict())
+    merged.merge(summary.to_dict())
+    assert merged.errors_by_proxy == {"t_boom": 4} and merged.nonfinite_by_proxy == {"t_inf": 4, "t_nan": 4}
     rows = {(r["arch"], r["proxy"]): r for r in read_scores(tmp_path).to_pylist()}
     assert rows[(ARCHS[0], "t_boom")]["status"] == "error"
     assert rows[(ARCHS[0], "t_boom")]["error"] == "RuntimeError: exploded"

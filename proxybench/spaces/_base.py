@@ -103,7 +103,7 @@ def get_space(name: str, **options: Any) -> SearchSpace:
     """
     spaces = _loaded()
     if name not in spaces:
-        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench spaces")
+        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench space")
     given = {k: v for k, v in options.items() if v is not None}
     factory = spaces[name]
     if given:
@@ -119,7 +119,7 @@ def space_option_names(name: str) -> list[str]:
     """The options :func:`get_space` accepts for space ``name`` (empty for a space without any)."""
     spaces = _loaded()
     if name not in spaces:
-        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench spaces")
+        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench space")
     return [p for p in inspect.signature(spaces[name]).parameters if not p.startswith("_")]
 
 

@@ -183,10 +183,12 @@ def sample_archs(n: int, seed: int) -> list[str]:
     Raises:
         InvalidArchitectureError: ``n`` is negative or larger than the space.
     """
-    if isinstance(n, bool) or not isinstance(n, Integral) or not 0 <= n <= NUM_ARCHS:
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
+        raise InvalidArchitectureError(f"the number of NB201 architectures to sample must be an integer >= 0, got {n!r}")
+    if n > NUM_ARCHS:
         raise InvalidArchitectureError(
-            f"cannot sample {n!r} distinct NB201 architectures: use 0 <= n <= {NUM_ARCHS} "
-            "(iterate the space to get all of them)"
+            f"cannot sample {n} distinct NB201 architectures: the space has {NUM_ARCHS}; ask for at most "
+            f"{NUM_ARCHS}, or take all of them (proxybench score --all; in Python, iterate the space)"
         )
     rng = np.random.default_rng(seed)
     archs = all_archs()
