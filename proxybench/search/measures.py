@@ -53,6 +53,10 @@ _NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 
 
 class Measure(Protocol):
+    """What the search asks of a measure. A measure may also define ``check()``, which raises a
+    :class:`~proxybench.errors.ProxybenchError` when it cannot work at all (a missing package,
+    missing weights); :meth:`Evaluator.check` calls it before the first candidate."""
+
     quantities: tuple[str, ...]
 
     def measure(self, archs: Sequence[str]) -> Measured: ...
@@ -96,6 +100,9 @@ class CostMeasure:
             except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate
                 self._cache[arch] = f"cost: {_first_line(exc)}"
         return {a: self._cache[a] for a in archs}
+
+    def check(self) -> None:
+        self.space.check_build()
 
     def describe(self) -> dict[str, Any]:
         return {"measure": "cost", "num_classes": self.num_classes}
@@ -142,6 +149,11 @@ class ProxyMeasure:
         self.weights = weights
         self._cache: dict[tuple[str, str], tuple[float, str, str | None]] = {}
         self._loaded = False
+
+    def check(self) -> None:
+        from proxybench.spaces import get_space
+
+        get_space(self.space, **self.space_options).check_build()
 
     def describe(self) -> dict[str, Any]:
         return {"measure": "proxies", "proxies": list(self.quantities), "dataset": self.dataset,
@@ -344,6 +356,9 @@ class TrainedMeasure:
         self.quantities = ("top1_error", "robustness") + (("mce",) if self.mce else ())
         self._cache: dict[str, dict[str, float] | str] = {}
 
+    def check(self) -> None:
+        self.space.check_build()
+
     def describe(self) -> dict[str, Any]:
         return {"measure": "trained", "weights": self.provider.describe(), "dataset": self.dataset,
                 "device": self.device, "seed": self.seed, "eval_images": self.eval_images, "sigma": self.sigma,
@@ -406,6 +421,22 @@ class Evaluator:
 
     def provides(self, quantity: str) -> bool:
         return quantity in self.by_quantity
+
+    def check(self, quantities: Sequence[str]) -> None:
+        """Call ``check()`` of every measure that ``quantities`` use (those that define one), once each.
+
+        Raises:
+            ProxybenchError: The first measure that cannot work (e.g. the OFA space without the
+                ``ofa`` package), so that a search fails before its first candidate.
+        """
+        checked: set[int] = set()
+        for q in quantities:
+            m = self.by_quantity.get(q)
+            if m is not None and id(m) not in checked:
+                checked.add(id(m))
+                check = getattr(m, "check", None)
+                if check is not None:
+                    check()
 
     def measure(self, archs: Sequence[str], quantities: Sequence[str]) -> tuple[Measured, dict[str, float]]:
         archs = list(dict.fromkeys(archs))

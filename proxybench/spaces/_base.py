@@ -59,6 +59,14 @@ class SearchSpace(ABC):
     def __iter__(self) -> Iterator[str]:
         raise TypeError(f"search space '{self.name}' is too large to enumerate")
 
+    def check_build(self) -> None:
+        """Raise a :class:`~proxybench.errors.ProxybenchError` when :meth:`build` cannot work here.
+
+        Called before long runs (``proxybench search``) so that a missing package or missing
+        weights fail once, before the first candidate, instead of once per candidate. The
+        default can always build.
+        """
+
     def settings(self) -> dict[str, Any]:
         """The options this instance was configured with that change its networks or encoding
         (e.g. OFA's resolutions and supernet weights); empty for a space without options.

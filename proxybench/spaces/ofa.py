@@ -118,7 +118,10 @@ BN_MODES: dict[str, str] = {
     "foresight": "same as 'none': zero-cost-nas builds SynFlow's copy of a non-NB201 network without BatchNorm",
 }
 
-_INSTALL_HINT = "the OFA search space needs the 'ofa' package: pip install 'proxybench[ofa]'"
+#: The ``ofa`` release the space is written and tested against (a core dependency of proxybench).
+OFA_REQUIREMENT = "ofa==0.1.0.post202307202001"
+_INSTALL_HINT = (f"the OFA search space needs the 'ofa' package (a dependency of proxybench): "
+                 f"pip install {OFA_REQUIREMENT}")
 _WEIGHTS_HINT = (
     f"pass --supernet-weights PATH (a state dict of {SUPERNET_ID}; supernet=PATH in Python), "
     f"--supernet-weights {ZOO} to download it from the ofa model zoo, or --random-init to use untrained "
@@ -593,6 +596,18 @@ class OFASpace(SearchSpace):
         else:
             info["supernet_weights"] = str(source)
         return info
+
+    def check_build(self) -> None:
+        """Fail when subnets cannot be built: no ``ofa`` package, no weights (nor ``random_init``), or a
+        weights file that does not exist.
+
+        Raises:
+            ProxybenchError: With the command that fixes it.
+        """
+        _ofa()
+        source, _ = self._resolve(None, None)
+        if isinstance(source, (str, os.PathLike)) and str(source) != ZOO:
+            self._weights_path(source)  # the zoo is downloaded on first use, not here
 
     def _resolve(self, supernet: Any, random_init: bool | None) -> tuple[Any, bool]:
         source = self.supernet_weights if supernet is None else supernet
