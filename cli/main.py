@@ -142,7 +142,8 @@ def space_command(name: str | None, sample: int | None, seed: int | None) -> Non
               "(OUT/runs/RUN.json), not in the rows' settings.")
 @click.option("--all", "all_archs", is_flag=True, help="Score every architecture of the space.")
 @click.option("--archs", "archs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="File with one architecture per line, or the CSV of 'proxybench space'.")
+              help="File with one architecture per line, or the CSV of 'proxybench space' (first column); a header "
+              "line, a byte-order mark and # comments are skipped, NB201 lines may be NASLib tuples (0, 1, 2, 3, 4, 1).")
 @click.option("--preset", type=click.Choice(list_presets()), default=None,
               help="Settings preset [default: proxybench]; the others reproduce a reference's protocol "
               "(see: proxybench presets).")
