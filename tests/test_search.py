@@ -385,3 +385,23 @@ def test_ofa_search_without_weights_fails_before_the_first_candidate(tmp_path, m
         run_search("ofa", "params,flops", n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path / "b",
                    space_options={"supernet_weights": "nowhere.pth"}, **FAST)
     assert builds == [] and not (tmp_path / "run.json").exists()
+
+
+def test_search_on_proxies_without_their_dataset_fails_before_the_first_candidate(tmp_path, monkeypatch):
+    import proxybench.data
+    from proxybench.errors import DataNotFoundError
+
+    asked = []
+
+    def no_data(dataset, split, **kwargs):
+        asked.append((dataset, split))
+        raise DataNotFoundError(f"{dataset} {split} images not found")
+
+    monkeypatch.setattr(proxybench.data, "load_images", no_data)
+    with pytest.raises(DataNotFoundError, match="cifar10 train images not found"):
+        run_search("nb201", "flops,snip", n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path, **FAST)
+    assert asked == [("cifar10", "train")] and not (tmp_path / "run.json").exists()
+    # data-free proxies need no dataset at all
+    run_search("nb201", "params,synflow", n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path / "free",
+               **FAST)
+    assert asked == [("cifar10", "train")]

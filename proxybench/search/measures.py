@@ -151,9 +151,16 @@ class ProxyMeasure:
         self._loaded = False
 
     def check(self) -> None:
+        """The space can build networks, and the dataset is there when a proxy reads images."""
+        from proxybench.data import load_images
+        from proxybench.presets import get_preset
+        from proxybench.proxies.registry import get_proxy, reads_images
         from proxybench.spaces import get_space
 
         get_space(self.space, **self.space_options).check_build()
+        preset = get_preset(self.preset)
+        if any(reads_images(get_proxy(p), preset.proxy_settings.get(p)) for p in self.quantities):
+            load_images(self.dataset, "train", data_dir=self.data_dir)
 
     def describe(self) -> dict[str, Any]:
         return {"measure": "proxies", "proxies": list(self.quantities), "dataset": self.dataset,
