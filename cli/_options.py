@@ -11,12 +11,48 @@ import click
 
 from proxybench.errors import ProxybenchError
 
-__all__ = ["CONTEXT_SETTINGS", "library_errors", "data_dir_option", "seed_option", "space_options", "emit",
-           "parse_resolutions", "space_options_from"]
+__all__ = ["CONTEXT_SETTINGS", "LazyChoice", "LazyHelpOption", "library_errors", "data_dir_option", "seed_option",
+           "space_options", "emit", "parse_resolutions", "space_options_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class LazyChoice(click.Choice):
+    """A ``click.Choice`` whose choices come from ``load()`` on first use.
+
+    Keeps the command line's start-up fast: the library module that defines the choices (and
+    imports duckdb, numpy or torch) is imported when the command runs or prints its own help,
+    not whenever ``proxybench`` starts.
+    """
+
+    def __init__(self, load: Callable[[], Any], case_sensitive: bool = True) -> None:
+        self._load: Callable[[], Any] | None = load
+        self._choices: tuple[Any, ...] = ()
+        self.case_sensitive = case_sensitive
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[Any, ...]:
+        if self._load is not None:
+            self._choices, self._load = tuple(self._load()), None
+        return self._choices
+
+
+class LazyHelpOption(click.Option):
+    """A ``click.Option`` whose help text is built by ``help_from()`` when help is shown (see :class:`LazyChoice`).
+
+    Use as ``@click.option("--by", cls=LazyHelpOption, help_from=lambda: ...)``.
+    """
+
+    def __init__(self, *args: Any, help_from: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._help_from: Callable[[], str] | None = help_from
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self._help_from is not None:
+            self.help, self._help_from = self._help_from(), None
+        return super().get_help_record(ctx)
 
 
 def library_errors(fn: F) -> F:

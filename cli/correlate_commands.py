@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from proxybench_cli._options import emit, library_errors
+from proxybench_cli._options import LazyChoice, LazyHelpOption, emit, library_errors
 
-from proxybench.stats.correlation import BY_COLUMNS, CorrelationError, parse_top_k
-from proxybench.stats.render import FORMATS
+# proxybench.stats imports duckdb and numpy: imported when the command runs or shows its help (start-up time).
+
+
+def _by_columns() -> list[str]:
+    from proxybench.stats.correlation import BY_COLUMNS
+
+    return list(BY_COLUMNS)
+
+
+def _formats() -> tuple[str, ...]:
+    from proxybench.stats.render import FORMATS
+
+    return FORMATS
 
 __all__ = ["correlate"]
 
@@ -26,6 +38,8 @@ class TopK(click.ParamType):
             return value
         if str(value).strip().lower() == "none":
             return ()
+        from proxybench.stats.correlation import CorrelationError, parse_top_k
+
         try:
             return parse_top_k(str(value))
         except CorrelationError as exc:
@@ -37,8 +51,12 @@ class Columns(click.ParamType):
 
     name = "COL,COL,..."
 
-    def __init__(self, choices: list[str]) -> None:
-        self.choices = choices
+    def __init__(self, load: Callable[[], list[str]]) -> None:
+        self._load = load
+
+    @property
+    def choices(self) -> list[str]:
+        return self._load()
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
         if isinstance(value, tuple):
@@ -60,8 +78,8 @@ class Columns(click.ParamType):
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable), e.g. cifar10.")
 @click.option("--metric", "metrics", multiple=True, help="Only this truth metric (repeatable), e.g. test_acc.")
 @click.option("--proxies", default=None, help="Comma-separated proxy names or wildcards (default: all in the scores).")
-@click.option("--by", type=Columns(list(BY_COLUMNS)), default="", show_default=False,
-              help="Extra grouping columns, comma-separated: " + ", ".join(BY_COLUMNS)
+@click.option("--by", type=Columns(_by_columns), default="", show_default=False, cls=LazyHelpOption,
+              help_from=lambda: "Extra grouping columns, comma-separated: " + ", ".join(_by_columns())
               + ". Proxy, dataset, metric and every scoring/truth setting always group.")
 @click.option("--ensemble", "ensembles", multiple=True, metavar="NAME=A+B[+C][:RULE]",
               help="Also correlate a rank ensemble of stored proxies (repeatable); RULE logrank (AZ-NAS, default), "
@@ -74,7 +92,7 @@ class Columns(click.ParamType):
               help="Resamples for 95% bootstrap intervals of Spearman and Kendall (0: none; ~6 ms per resample "
               "per 15,625 pairs).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resamples.")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
+@click.option("--format", "fmt", type=LazyChoice(_formats), default="table", show_default=True,
               help="table (terminal), md or latex (paste into a paper), csv or json (every column).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of standard output.")

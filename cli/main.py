@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 import proxybench
-from proxybench.errors import ProxybenchError
 from proxybench.presets import list_presets
 from proxybench_cli._options import (
     CONTEXT_SETTINGS,
@@ -54,19 +53,18 @@ def proxies_command(pattern: str | None, fmt: str) -> None:
       proxybench proxies
       proxybench proxies 'syn*' --format csv
     """
-    from proxybench.proxies import get_proxy, list_proxies
+    from proxybench.catalog import proxy_infos  # the registry's metadata without importing torch
 
     rows = []
-    for name in list_proxies(pattern):
-        spec = get_proxy(name)
+    for info in proxy_infos(pattern):
         rows.append({
-            "name": name,
-            "family": spec.family,
-            "better": "higher" if spec.higher_is_better else "lower",
-            "needs": ",".join(sorted(spec.needs)) or "-",
-            "passes": ",".join(spec.passes) or "-",
-            "paper": spec.paper,
-            "description": spec.description,
+            "name": info.name,
+            "family": info.family,
+            "better": "higher" if info.higher_is_better else "lower",
+            "needs": ",".join(info.needs) or "-",
+            "passes": ",".join(info.passes) or "-",
+            "paper": info.paper,
+            "description": info.description,
         })
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["name"], lineterminator="\n")
@@ -128,22 +126,6 @@ def space_command(name: str | None, sample: int | None, seed: int | None) -> Non
         out.writerow([arch, space.uid(arch)])
 
 
-def read_arch_file(path: Path) -> list[str]:
-    """Architectures from a text file (one per line) or a CSV whose first column is ``arch``."""
-    archs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        first = next(csv.reader([text]))[0].strip()
-        if number == 1 and first == "arch":
-            continue
-        archs.append(first)
-    if not archs:
-        raise ProxybenchError(f"{path} lists no architectures; write one per line or a CSV with an 'arch' column")
-    return archs
-
-
 @cli.command(name="score")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space (see: proxybench space).")
 @click.option("--proxies", default="zero-cost", show_default=True,
@@ -154,10 +136,15 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True,
               help="Dataset of the proxy batch and size of the network's head.")
 @click.option("--sample", type=click.IntRange(min=1), default=None,
-              help="Score N architectures drawn at random with --seed (default: 100).")
+              help="Score N architectures drawn at random with --sample-seed (default: 100).")
+@click.option("--sample-seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the --sample draw [default: --seed, else 0]. Independent of --seed, which seeds the "
+              "scoring, so the same architectures can be scored under several seeds. Recorded in the run record "
+              "(OUT/runs/RUN.json), not in the rows' settings.")
 @click.option("--all", "all_archs", is_flag=True, help="Score every architecture of the space.")
 @click.option("--archs", "archs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="File with one architecture per line, or the CSV of 'proxybench space'.")
+              help="File with one architecture per line, or the CSV of 'proxybench space' (first column); a header "
+              "line, a byte-order mark and # comments are skipped, NB201 lines may be NASLib tuples (0, 1, 2, 3, 4, 1).")
 @click.option("--preset", type=click.Choice(list_presets()), default=None,
               help="Settings preset [default: proxybench]; the others reproduce a reference's protocol "
               "(see: proxybench presets).")
@@ -201,7 +188,8 @@ def read_arch_file(path: Path) -> list[str]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @library_errors
 def score_command(
-    space_name: str, proxies: str, dataset: str, sample: int | None, all_archs: bool, archs_file: Path | None,
+    space_name: str, proxies: str, dataset: str, sample: int | None, sample_seed: int | None, all_archs: bool,
+    archs_file: Path | None,
     preset: str | None, seed: int | None, batch_size: int | None, device: str, data_dir: Path | None, out: Path,
     resume: bool, no_download: bool, threads: int | None, dedup: bool, shard: str | None, workers: int,
     executor: str, ray_address: str | None, weights: str, share_passes: bool, resolution: str | None,
@@ -222,6 +210,7 @@ def score_command(
       proxybench score --space nb201 --all --shard 0/8 --workers 4 --threads 16 --out results
       proxybench score --space nb201 --all --executor ray --ray-address auto --out /shared/results
     """
+    from proxybench.archs import read_archs
     from proxybench.scoring import score_architectures
     from proxybench.sharding import parse_shard
     from proxybench.spaces import get_space
@@ -234,19 +223,23 @@ def score_command(
         raise click.UsageError(f"choose one of --sample, --all, --archs (got {' and '.join(chosen)})")
     options = space_options_from(resolution, supernet_weights, random_init)
     space = get_space(space_name, **options)
+    if sample_seed is not None and (all_archs or archs_file is not None):
+        raise click.UsageError("--sample-seed draws the --sample; it does nothing with --all or --archs")
+    drawn = None
     if all_archs:
         archs = list(space)
     elif archs_file is not None:
-        archs = read_arch_file(archs_file)
+        archs = read_archs(archs_file, space)
     else:
-        n = sample or 100
-        archs = space.sample(n, seed=seed if seed is not None else 0)
+        # The sample's seed defaults to --seed (else 0), as before --sample-seed existed.
+        drawn = {"n": sample or 100, "seed": sample_seed if sample_seed is not None else (seed or 0)}
+        archs = space.sample(drawn["n"], seed=drawn["seed"])
     summary = score_architectures(
         archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
         batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
         progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
         workers=workers, share_passes=share_passes, executor=executor, ray_address=ray_address, weights=weights,
-        space_options=options,
+        space_options=options, sample=drawn,
     )
     click.echo(str(summary))
 

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
-from proxybench_cli._options import emit, library_errors
+from proxybench_cli._options import LazyChoice, emit, library_errors
 
-from proxybench.tables.layout import FORMATS
+
+def _formats() -> tuple[str, ...]:
+    from proxybench.tables.layout import FORMATS  # imports duckdb: only when the command runs or shows its help
+
+    return FORMATS
 
 __all__ = ["tables"]
 
@@ -54,7 +58,7 @@ def list_command(tables_dirs: tuple[Path, ...]) -> None:
 @click.option("--predictions", "predictions", multiple=True, metavar="PATH",
               help="Few-shot predictor results (proxybench combine --out): a results directory (its "
               "predictor_metrics/), a Parquet file or a glob; repeatable.")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="md", show_default=True,
+@click.option("--format", "fmt", type=LazyChoice(_formats), default="md", show_default=True,
               help="md (Markdown), latex (booktabs, paste into a paper), csv (long rows, full precision) or "
               "table (terminal).")
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable), e.g. cifar10.")

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
-from proxybench_cli._options import library_errors
+from proxybench_cli._options import LazyChoice, LazyHelpOption, library_errors
 
-from proxybench.truth.importers import FORMATS
+
+def _formats() -> dict[str, str]:
+    from proxybench.truth.importers import FORMATS  # imports pyarrow: only when the command runs or shows its help
+
+    return FORMATS
 
 __all__ = ["truth"]
 
@@ -27,9 +31,10 @@ def truth() -> None:
 
 @truth.command(name="import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
-              help="Format of SOURCE (a file, or a directory for directory formats); auto: from its name or content. "
-              + "; ".join(f"{name}: {text}" for name, text in FORMATS.items()) + ".")
+@click.option("--format", "fmt", type=LazyChoice(lambda: ["auto", *_formats()]), default="auto", show_default=True,
+              cls=LazyHelpOption,
+              help_from=lambda: "Format of SOURCE (a file, or a directory for directory formats); auto: from its name "
+              "or content. " + "; ".join(f"{name}: {text}" for name, text in _formats().items()) + ".")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("proxybench-results"),
               show_default=True, help="Results directory; truth goes to OUT/truth/NAME.parquet, published "
               "scores (suite-zero) to OUT/scores/published-FORMAT-NAME.parquet.")

@@ -21,9 +21,35 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 from proxybench.errors import ProxybenchError  # noqa: E402
-from proxybench.proxies import get_proxy, list_proxies, proxy  # noqa: E402
-from proxybench.scoring import ScoreSummary, score_architectures  # noqa: E402
-from proxybench.spaces import get_space, list_spaces  # noqa: E402
+
+# The rest of the public API is imported on first use (PEP 562): the proxies and the scoring
+# engine import torch (2-3 s), which commands that only read metadata (``proxybench --help``,
+# ``proxies``, ``presets``, ``space``, ``status``) never need.
+_LAZY = {
+    "ScoreSummary": "proxybench.scoring",
+    "score_architectures": "proxybench.scoring",
+    "get_proxy": "proxybench.proxies",
+    "list_proxies": "proxybench.proxies",
+    "proxy": "proxybench.proxies",
+    "get_space": "proxybench.spaces",
+    "list_spaces": "proxybench.spaces",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module-level __getattr__
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'proxybench' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",

@@ -84,7 +84,7 @@ from proxybench.device import configure_cuda_determinism
 from proxybench.errors import ProxybenchError
 from proxybench.presets import Preset, get_preset
 from proxybench.proxies.passes import PassCache, sharing
-from proxybench.proxies.registry import ProxySpec, resolve_proxies
+from proxybench.proxies.registry import ProxySpec, reads_images, resolve_proxies
 from proxybench.sharding import group_by_class, parse_shard, select_shard
 from proxybench.spaces import SearchSpace, get_space
 from proxybench.store import RESUME_KEY, SCORE_COLUMNS, ScoreWriter, stored_keys, stored_rows
@@ -117,13 +117,35 @@ class ScoreSummary:
     rows_copied: int = 0
     errors: int = 0
     nonfinite: int = 0
+    #: Rows with status error / nonfinite per proxy (only proxies that had any).
+    errors_by_proxy: dict[str, int] = field(default_factory=dict)
+    nonfinite_by_proxy: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     shard: str | None = None
     workers: int = 1
     executor: str = "local"
 
+    def count_failures(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add the error and non-finite rows among ``rows`` to the totals and the per-proxy counts."""
+        for row in rows:
+            if row["status"] == "error":
+                self.errors += 1
+                self.errors_by_proxy[row["proxy"]] = self.errors_by_proxy.get(row["proxy"], 0) + 1
+            elif row["status"] == "nonfinite":
+                self.nonfinite += 1
+                self.nonfinite_by_proxy[row["proxy"]] = self.nonfinite_by_proxy.get(row["proxy"], 0) + 1
+
+    def _failures(self, count: int, by_proxy: Mapping[str, int], what: str) -> str:
+        text = f"{count} {what}"
+        if by_proxy:  # in the run's proxy order, so two runs read alike
+            order = {name: k for k, name in enumerate(self.proxies)}
+            names = sorted(by_proxy, key=lambda name: (order.get(name, len(order)), name))
+            text += " (" + ", ".join(f"{name} {by_proxy[name]}" for name in names) + ")"
+        return text
+
     def __str__(self) -> str:
-        failures = f"{self.errors} errors, {self.nonfinite} non-finite"
+        failures = (f"{self._failures(self.errors, self.errors_by_proxy, 'error' if self.errors == 1 else 'errors')}, "
+                    f"{self._failures(self.nonfinite, self.nonfinite_by_proxy, 'non-finite')}")
         notes = []
         if self.archs_copied:
             notes.append(f"{self.archs_computed} computed, {self.archs_copied} copied from an isomorph")
@@ -143,6 +165,7 @@ class ScoreSummary:
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["out"] = str(self.out)
+        d["errors_by_proxy"], d["nonfinite_by_proxy"] = dict(self.errors_by_proxy), dict(self.nonfinite_by_proxy)
         return d
 
     def merge(self, other: Mapping[str, Any]) -> None:
@@ -150,6 +173,10 @@ class ScoreSummary:
         for name in ("archs_scored", "archs_skipped", "archs_computed", "archs_copied", "rows_written",
                      "rows_copied", "errors", "nonfinite"):
             setattr(self, name, getattr(self, name) + int(other[name]))
+        for name in ("errors_by_proxy", "nonfinite_by_proxy"):
+            mine = getattr(self, name)
+            for proxy_name, count in (other.get(name) or {}).items():
+                mine[proxy_name] = mine.get(proxy_name, 0) + int(count)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -232,6 +259,7 @@ def score_architectures(
     ray_address: str | None = None,
     weights: str | None = None,
     space_options: Mapping[str, Any] | None = None,
+    sample: Mapping[str, Any] | None = None,
 ) -> ScoreSummary:
     """Score ``archs`` with ``proxies`` and append the rows to ``<out>/scores/*.parquet``.
 
@@ -289,6 +317,10 @@ def score_architectures(
             ``ofa`` ``{"resolutions": [...], "supernet_weights": PATH, "random_init": False}``.
             The configured space's :meth:`~proxybench.spaces.SearchSpace.settings` are part of
             every row's settings (``space_settings``) and of the resume key.
+        sample: How ``archs`` were chosen, e.g. ``{"n": 100, "seed": 0}`` for a random sample
+            (``proxybench score --sample N --sample-seed S``); recorded in the run record
+            (``runs/<run_id>.json``), not in the rows' settings: it picks the architectures,
+            not their scores, so rows of one architecture stay one resume key however it was chosen.
         ray_address: With ``executor="ray"``: the cluster to connect to
             (``ray.init(address=...)``); None starts a local Ray instance for this run.
             A process already connected to Ray keeps its connection.
@@ -366,7 +398,8 @@ def score_architectures(
                       seed=seed, batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=True,
                       proxy_settings={k: dict(v) for k, v in (proxy_settings or {}).items()},
                       download=download, threads=per_worker, dedup=dedup, share_passes=share_passes,
-                      weights=weights, space_options=dict(space_options or {}))
+                      weights=weights, space_options=dict(space_options or {}),
+                      sample=None if sample is None else dict(sample))
         if executor == "ray":
             from proxybench.executors import run_ray
 
@@ -384,7 +417,8 @@ def score_architectures(
         "command": "score", "settings": setup.run_settings,
         "proxies": {k: setup.per_proxy[k] for k in setup.per_proxy},
         "data_origin": setup.source.origin, "archs_requested": len(canonical), "dedup": bool(dedup),
-        "shard": shard_text, "proxybench_version": __version__, "torch_version": torch.__version__,
+        "shard": shard_text, "sample": None if sample is None else dict(sample),
+        "proxybench_version": __version__, "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(), "started_at": datetime.now(timezone.utc).isoformat(),
     }
     summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical),
@@ -433,8 +467,7 @@ def score_architectures(
             if claim is not None:
                 claim.release()
         summary.rows_written += len(rows)
-        summary.errors += sum(r["status"] == "error" for r in rows)
-        summary.nonfinite += sum(r["status"] == "nonfinite" for r in rows)
+        summary.count_failures(rows)
         return True
 
     with ScoreWriter(out, run_id, run_info) as writer:
@@ -516,7 +549,7 @@ def _prepare(
     data_dir: str | Path | None, proxy_settings: Mapping[str, Mapping[str, Any]] | None, download: bool,
     weights: str | None = None,
 ) -> _Setup:
-    from proxybench.data import BatchProvider, load_images
+    from proxybench.data import BatchProvider, NoImages, load_images
     from proxybench.weights import get_weights_provider
 
     specs = resolve_proxies(proxies)
@@ -541,7 +574,12 @@ def _prepare(
         overrides.setdefault(name, {}).update(values)
     per_proxy = {spec.name: spec.settings(overrides.get(spec.name)) for spec in specs}
 
-    source = load_images(dataset, "train", data_dir=data_dir, download=download)
+    # Only proxies that read images need the dataset: params, flops, synflow, zen, ... run without it, and
+    # their rows (settings, hashes, batch ids) are the same as in a run that loaded it (NoImages).
+    if any(reads_images(spec, per_proxy[spec.name]) for spec in specs):
+        source = load_images(dataset, "train", data_dir=data_dir, download=download)
+    else:
+        source = NoImages(dataset, "train")
     batches = BatchProvider(source, chosen, seed=seed, batch_size=batch_size)
     # What changes the numbers goes into the settings (and their hash, the resume key);
     # where the files were found does not, but is recorded in the run file. Neither do

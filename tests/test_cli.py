@@ -54,7 +54,7 @@ def test_space_all_has_15625_rows():
 def test_unknown_space_is_one_line_error():
     result = invoke("space", "nb2011")
     assert result.exit_code == 1
-    assert result.output == "Error: unknown search space 'nb2011'; did you mean 'nb201'? See: proxybench spaces\n"
+    assert result.output == "Error: unknown search space 'nb2011'; did you mean 'nb201'? See: proxybench space\n"
 
 
 def test_score_unknown_proxy(tmp_path):
@@ -74,6 +74,62 @@ def test_score_malformed_arch_file(tmp_path):
     result = invoke("score", "--archs", str(archs), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1 and result.output.startswith("Error: ") and "bogus" in result.output
     assert result.output.count("\n") == 1
+
+
+def test_score_arch_file_with_bom_header_and_naslib_tuples(tmp_path):
+    from proxybench.spaces.nb201 import from_naslib_tuple
+
+    archs = tmp_path / "archs.csv"
+    archs.write_text(f"arch,val_accuracy\n(0, 1, 2, 3, 4, 1),93.1\n{ARCH},91.0\n", encoding="utf-8-sig")
+    out = tmp_path / "out"
+    result = invoke("score", "--archs", str(archs), "--proxies", "params", "--out", str(out), "-q", "--no-download",
+                    "--data-dir", str(tmp_path / "no-data"))
+    assert result.exit_code == 0, result.output
+    stored = duckdb.connect().execute("select distinct arch from read_parquet(?)",
+                                      [str(out / "scores" / "*.parquet")]).fetchall()
+    assert {a for (a,) in stored} == {from_naslib_tuple("(0, 1, 2, 3, 4, 1)"), ARCH}
+
+
+def test_score_arch_file_error_names_the_line(tmp_path):
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"arch\n{ARCH}\n|nor_conv_3x3~0|+|bogus~0|none~1|+|none~0|none~1|none~2|\n")
+    result = invoke("score", "--archs", str(archs), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1 and result.output.startswith(f"Error: {archs}:3: ") and "bogus" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_score_sample_too_large_names_the_space_size(tmp_path):
+    result = invoke("score", "--sample", "100000", "--proxies", "params", "--out", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.output == ("Error: cannot sample 100000 distinct NB201 architectures: the space has 15625; ask for "
+                             "at most 15625, or take all of them (proxybench score --all; in Python, iterate the space)\n")
+
+
+def test_score_sample_seed_draws_the_sample_and_is_recorded_apart_from_the_seed(tmp_path):
+    from proxybench.spaces import get_space
+
+    def run(out, *extra):
+        result = invoke("score", "--sample", "3", "--proxies", "params", "--seed", "1", *extra, "--out", str(out),
+                        "-q", "--no-download", "--data-dir", str(tmp_path / "no-data"))
+        assert result.exit_code == 0, result.output
+        rows = duckdb.connect().execute("select distinct arch, seed, settings_hash from read_parquet(?)",
+                                        [str(out / "scores" / "*.parquet")]).fetchall()
+        (record,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+        return rows, record
+
+    space = get_space("nb201")
+    rows, record = run(tmp_path / "a", "--sample-seed", "5")
+    assert sorted(a for a, _, _ in rows) == sorted(space.sample(3, seed=5))
+    assert {s for _, s, _ in rows} == {1} and record["sample"] == {"n": 3, "seed": 5}
+    default_rows, default_record = run(tmp_path / "b")  # as before --sample-seed: the sample follows --seed
+    assert sorted(a for a, _, _ in default_rows) == sorted(space.sample(3, seed=1))
+    assert default_record["sample"] == {"n": 3, "seed": 1}
+    # the sample's seed is not a setting of the scores: one architecture, one resume key however it was drawn
+    hashes = {a: h for a, _, h in rows}
+    assert {h for a, _, h in default_rows if a in hashes} <= set(hashes.values())
+    assert len({h for _, _, h in rows + default_rows}) == 1
+    refused = invoke("score", "--all", "--sample-seed", "5", "--out", str(tmp_path / "c"))
+    assert refused.exit_code == 2 and "--sample-seed draws the --sample" in refused.output
 
 
 def test_score_writes_parquet_and_resumes(tmp_path, data_dir):

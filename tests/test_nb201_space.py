@@ -135,8 +135,11 @@ def test_sample_is_deterministic_distinct_and_checked():
     assert first != sample_archs(200, seed=4)
     assert sample_archs(0, seed=0) == []
     assert sorted(sample_archs(NUM_ARCHS, seed=1)) == sorted(all_archs())
-    for bad in (NUM_ARCHS + 1, -1, 2.5):
-        with pytest.raises(InvalidArchitectureError, match="use 0 <= n <= 15625"):
+    with pytest.raises(InvalidArchitectureError, match="cannot sample 15626 distinct NB201 architectures: the space "
+                       "has 15625; ask for at most 15625, or take all of them"):
+        sample_archs(NUM_ARCHS + 1, seed=0)
+    for bad in (-1, 2.5):
+        with pytest.raises(InvalidArchitectureError, match="must be an integer >= 0, got"):
             sample_archs(bad, seed=0)
 
 

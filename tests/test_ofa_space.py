@@ -222,7 +222,7 @@ def test_head_is_fresh_and_seeded(space, supernet):
 
 def test_missing_ofa_package_says_how_to_install(space, monkeypatch):
     monkeypatch.setitem(sys.modules, "ofa.imagenet_classification.elastic_nn.networks", None)
-    with pytest.raises(ProxybenchError, match=r"pip install 'proxybench\[ofa\]'"):
+    with pytest.raises(ProxybenchError, match=r"pip install ofa==0\.1\.0\.post202307202001"):
         space.build(space.smallest(), 10, random_init=True, seed=123)
 
 
@@ -298,3 +298,14 @@ def test_cost_counts_and_cache(space, supernet, tmp_path):  # supernet: needs of
     reopened = OFASpace(resolutions=RES, cost_cache=tmp_path / "cost.json")
     assert reopened.cost(reopened.smallest()) == small
     assert reopened.cost_cache_info() == (1, 0, 3)
+
+
+def test_ofa_is_a_core_dependency_pinned_to_the_tested_release():
+    import tomllib
+    from pathlib import Path
+
+    from proxybench.spaces.ofa import OFA_REQUIREMENT
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert OFA_REQUIREMENT in project["dependencies"]
+    assert not any(dep.startswith("ofa") for dep in project["optional-dependencies"]["test"])

@@ -9,7 +9,7 @@ import pytest
 
 from proxybench.proxies import registry
 from proxybench.proxies.registry import ProxySpec, get_proxy, list_proxies
-from proxybench.scoring import score_architectures
+from proxybench.scoring import ScoreSummary, score_architectures
 from proxybench.spaces import get_space
 from proxybench.store import read_scores
 
@@ -80,6 +80,11 @@ def test_errors_and_nonfinite_become_statuses(tmp_path, data_dir, monkeypatch):
     summary = score_architectures(ARCHS, proxies="t_boom,t_inf,t_nan,params", data_dir=data_dir, batch_size=4,
                                   out=tmp_path, progress=False)
     assert summary.errors == 2 and summary.nonfinite == 4
+    assert "2 errors (t_boom 2), 4 non-finite (t_inf 2, t_nan 2)," in str(summary)
+    merged = ScoreSummary(out=tmp_path, run_id="m", archs_requested=0, proxies=summary.proxies)
+    merged.merge(summary.to_dict())
+    merged.merge(summary.to_dict())
+    assert merged.errors_by_proxy == {"t_boom": 4} and merged.nonfinite_by_proxy == {"t_inf": 4, "t_nan": 4}
     rows = {(r["arch"], r["proxy"]): r for r in read_scores(tmp_path).to_pylist()}
     assert rows[(ARCHS[0], "t_boom")]["status"] == "error"
     assert rows[(ARCHS[0], "t_boom")]["error"] == "RuntimeError: exploded"
@@ -158,3 +163,36 @@ def test_builder_need_gives_a_seeded_builder_of_the_same_architecture(tmp_path, 
         expected = sum(p.numel() for p in thin.parameters()) + thin.stem.conv.weight.sum().item()
         assert got[arch] == pytest.approx(expected, rel=0, abs=0)
     assert got[ARCHS[0]] != got[ARCHS[1]]
+
+
+#: Every built-in proxy that reads no images by default (registry ``needs`` without ``batch``).
+DATA_FREE = [n for n in list_proxies() if "batch" not in get_proxy(n).needs]
+
+
+def test_data_free_proxies_score_without_the_dataset_and_match_a_run_with_it(tmp_path, data_dir):
+    assert {"params", "flops", "synflow", "zen", "l2_norm"} <= set(DATA_FREE)
+    kwargs = dict(proxies=",".join(DATA_FREE), batch_size=8, seed=3, progress=False, proxy_settings=SMALL)
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    summary = score_architectures(ARCHS, data_dir=empty, download=False, out=tmp_path / "free", **kwargs)
+    assert summary.errors == 0
+    score_architectures(ARCHS, data_dir=data_dir, out=tmp_path / "data", **kwargs)
+    columns = ("score", "status", "settings_hash", "settings", "batch_id")
+    free = {(r["arch"], r["proxy"]): tuple(r[c] for c in columns) for r in read_scores(tmp_path / "free").to_pylist()}
+    with_data = {(r["arch"], r["proxy"]): tuple(r[c] for c in columns)
+                 for r in read_scores(tmp_path / "data").to_pylist()}
+    assert free == with_data
+    assert not [key for key, row in free.items() if row[1] == "error"]
+
+
+def test_proxies_that_read_images_still_need_the_dataset(tmp_path):
+    from proxybench.errors import DataNotFoundError
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    kwargs = dict(data_dir=empty, download=False, out=tmp_path / "out", progress=False)
+    with pytest.raises(DataNotFoundError):
+        score_architectures(ARCHS, proxies="params,snip", **kwargs)
+    # a data-free proxy switched to real images by a setting reads them too
+    with pytest.raises(DataNotFoundError):
+        score_architectures(ARCHS, proxies="vkdnw", proxy_settings={"vkdnw": {"inputs": "images"}}, **kwargs)

@@ -346,3 +346,62 @@ def test_trained_measure_fills_the_flatnas_columns(tmp_path, data_dir):
     for r in rows:
         assert 0 <= r["top1_error"] <= 100 and r["robustness"] is not None and 0 <= r["mce"] <= 100
     assert json.loads((tmp_path / "run" / "run.json").read_text())["measures"][0]["measure"] == "trained"
+
+
+def _without_ofa(monkeypatch):
+    """Make ``import ofa...`` fail as if the package were not installed."""
+    import sys
+
+    for name in [n for n in sys.modules if n == "ofa" or n.startswith("ofa.")] + ["ofa"]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def _count_builds(monkeypatch):
+    from proxybench.spaces.ofa import OFASpace
+
+    calls = []
+    original = OFASpace.build
+    monkeypatch.setattr(OFASpace, "build", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("objectives", ["params,flops", "params,synflow"])
+def test_ofa_search_without_the_ofa_package_fails_before_the_first_candidate(tmp_path, monkeypatch, objectives):
+    from proxybench.errors import ProxybenchError
+
+    _without_ofa(monkeypatch)
+    builds = _count_builds(monkeypatch)
+    with pytest.raises(ProxybenchError, match=r"needs the 'ofa' package .*: pip install ofa==0\.1\.0\.post202307202001"):
+        run_search("ofa", objectives, n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path,
+                   space_options={"random_init": True, "resolutions": [32, 48]}, **FAST)
+    assert builds == [] and not (tmp_path / "run.json").exists() and not (tmp_path / "archive").exists()
+
+
+def test_ofa_search_without_weights_fails_before_the_first_candidate(tmp_path, monkeypatch):
+    builds = _count_builds(monkeypatch)
+    with pytest.raises(InvalidSettingError, match="no OFA supernet weights"):
+        run_search("ofa", "params,flops", n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path, **FAST)
+    with pytest.raises(InvalidSettingError, match="weights file 'nowhere.pth' does not exist"):
+        run_search("ofa", "params,flops", n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path / "b",
+                   space_options={"supernet_weights": "nowhere.pth"}, **FAST)
+    assert builds == [] and not (tmp_path / "run.json").exists()
+
+
+def test_search_on_proxies_without_their_dataset_fails_before_the_first_candidate(tmp_path, monkeypatch):
+    import proxybench.data
+    from proxybench.errors import DataNotFoundError
+
+    asked = []
+
+    def no_data(dataset, split, **kwargs):
+        asked.append((dataset, split))
+        raise DataNotFoundError(f"{dataset} {split} images not found")
+
+    monkeypatch.setattr(proxybench.data, "load_images", no_data)
+    with pytest.raises(DataNotFoundError, match="cifar10 train images not found"):
+        run_search("nb201", "flops,snip", n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path, **FAST)
+    assert asked == [("cifar10", "train")] and not (tmp_path / "run.json").exists()
+    # data-free proxies need no dataset at all
+    run_search("nb201", "params,synflow", n_start=4, iterations=1, per_iteration=2, seed=0, out=tmp_path / "free",
+               **FAST)
+    assert asked == [("cifar10", "train")]

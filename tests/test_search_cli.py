@@ -49,3 +49,16 @@ def test_search_usage_errors(tmp_path):
     assert result.exit_code == 1 and "holds no search" in result.output
     assert CliRunner().invoke(search, ["-h"]).exit_code == 0
     assert "Example" in CliRunner().invoke(search, ["report", "-h"]).output
+
+
+def test_ofa_search_without_the_ofa_package_is_one_line_before_any_candidate(tmp_path, monkeypatch):
+    import sys
+
+    for name in [n for n in sys.modules if n == "ofa" or n.startswith("ofa.")] + ["ofa"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    args = ["--space", "ofa", "--random-init", "--resolution", "32,48", *ARGS[2:], "--out", str(tmp_path / "run"), "-q"]
+    result = CliRunner().invoke(search, args, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: the OFA search space needs the 'ofa' package (a dependency of proxybench): "
+                                    "pip install ofa==0.1.0.post202307202001")
+    assert result.output.count("\n") == 1 and not (tmp_path / "run" / "archive").exists()

@@ -64,15 +64,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from proxybench.errors import InvalidSettingError
+from proxybench.errors import InvalidSettingError, UnknownDatasetError
 from proxybench.batch import ProxyBatch
-from proxybench.data.sources import ImageSource
+from proxybench.data.sources import DATASETS, ImageSource
 from proxybench.presets import Preset
 
 __all__ = [
     "AUGMENT_PADDING",
     "DATASET_NORMALIZATION",
     "BatchProvider",
+    "NoImages",
     "arch_batch_seed",
     "draw_indices",
     "draw_proxy_batch",
@@ -221,6 +222,41 @@ def draw_proxy_batch(
     return ProxyBatch(inputs=inputs, targets=targets, num_classes=source.num_classes)
 
 
+class NoImages:
+    """Stands in for an :class:`ImageSource` when no requested proxy reads images.
+
+    It knows what the dataset is (name, split, number of classes, image size: the data
+    settings and the network's head do not change) but holds no pixels, so scoring the
+    data-free proxies (``params``, ``flops``, ``synflow``, ``zen``, ...) needs no download.
+    Its batches (:meth:`placeholder`) have the real batch's shape, dtype and ids, NaN pixels
+    and label -1: a proxy that reads them anyway gets a NaN score or an error, never a
+    plausible number.
+
+    Args:
+        dataset: A key of :data:`~proxybench.data.DATASETS`.
+        split: Recorded like an image source's split.
+    """
+
+    origin = None
+    layout = None
+    #: ``(H, W, C)`` of every image of the datasets proxybench knows (CIFAR-10/100).
+    image_shape = (32, 32, 3)
+
+    def __init__(self, dataset: str, split: str = "train") -> None:
+        if dataset not in DATASETS:
+            raise UnknownDatasetError(f"unknown dataset '{dataset}'; choose from {', '.join(DATASETS)}")
+        self.dataset, self.split, self.num_classes = dataset, split, DATASETS[dataset]
+
+    def __repr__(self) -> str:
+        return f"NoImages(dataset={self.dataset!r}, split={self.split!r})"
+
+    def placeholder(self, batch_size: int) -> ProxyBatch:
+        """A batch of ``batch_size`` images' shape with NaN pixels and label -1."""
+        h, w, c = self.image_shape
+        return ProxyBatch(inputs=torch.full((batch_size, c, h, w), float("nan")),
+                          targets=torch.full((batch_size,), -1, dtype=torch.int64), num_classes=self.num_classes)
+
+
 class BatchProvider:
     """Hands each architecture its proxy batch under a preset's data settings.
 
@@ -242,7 +278,7 @@ class BatchProvider:
         >>> batch, batch_id = provider.batch_for(arch)  # doctest: +SKIP
     """
 
-    def __init__(self, source: ImageSource, preset: Preset, seed: int, batch_size: int) -> None:
+    def __init__(self, source: ImageSource | NoImages, preset: Preset, seed: int, batch_size: int) -> None:
         if int(seed) < 0:
             raise InvalidSettingError(f"seed must be non-negative, got {seed}")
         self.source = source
@@ -251,6 +287,8 @@ class BatchProvider:
         self.batch_size = int(batch_size)
         self.mean, self.std = normalization_for(preset, source.dataset)
         self._fixed: ProxyBatch | None = None
+        if isinstance(source, NoImages):
+            return
         # Fail now, not at the first architecture, when the source is too small.
         draw_indices(len(source), batch_size=self.batch_size, train_fraction=preset.train_fraction,
                      rng=np.random.default_rng(0))  # fmt: skip
@@ -291,6 +329,8 @@ class BatchProvider:
         }
 
     def _draw(self, seed: int) -> ProxyBatch:
+        if isinstance(self.source, NoImages):
+            return self.source.placeholder(self.batch_size)
         return draw_proxy_batch(
             self.source,
             batch_size=self.batch_size,

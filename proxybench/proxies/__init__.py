@@ -10,6 +10,7 @@ from proxybench.proxies.registry import (
     get_proxy,
     list_proxies,
     proxy,
+    reads_images,
     resolve_proxies,
 )
 
@@ -29,4 +30,4 @@ from proxybench.proxies import aznas  # noqa: E402,F401
 from proxybench.proxies import tenas  # noqa: E402,F401
 from proxybench.proxies import vkdnw  # noqa: E402,F401
 
-__all__ = ["NEEDS", "PASSES", "ProxySpec", "get_proxy", "list_proxies", "proxy", "resolve_proxies"]
+__all__ = ["NEEDS", "PASSES", "ProxySpec", "get_proxy", "list_proxies", "proxy", "reads_images", "resolve_proxies"]

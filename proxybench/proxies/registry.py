@@ -32,6 +32,7 @@ __all__ = [
     "get_proxy",
     "list_proxies",
     "resolve_proxies",
+    "reads_images",
 ]
 
 #: Families of the zero-cost suite (``--proxies zero-cost``).
@@ -241,6 +242,20 @@ def list_proxies(
         if (needs is None or spec.needs <= set(needs)) and (family is None or spec.family == family)
     ]
     return filter_names(names, include, exclude)
+
+
+def reads_images(spec: ProxySpec, settings: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``spec``, called with ``settings``, reads the pixels or labels of its batch.
+
+    It does when it needs ``batch``. A data-free proxy only reads the batch's shape, dtype
+    and device, unless its ``inputs`` setting is switched to ``"images"`` (AZ-NAS and VKDNW
+    draw Gaussian inputs by default). The scoring engine loads the dataset only when some
+    requested proxy reads images.
+    """
+    if "batch" in spec.needs:
+        return True
+    effective = {**spec.defaults, **(settings or {})}
+    return effective.get("inputs") == "images"
 
 
 def resolve_proxies(selection: str | Sequence[str] | None) -> list[ProxySpec]:

@@ -591,6 +591,9 @@ def run_search(
         raise InvalidSettingError(
             f"nothing measures {sorted(set(missing))}: for NB201 pass --truth (top1_error from the benchmark); for "
             "trained measurements give measures=[TrainedMeasure(...)] (proxybench.search.measures)")
+    # A space or objective that cannot work (the ofa package missing, no supernet weights) fails here,
+    # once, before anything is written or measured, instead of failing every candidate.
+    evaluator.check([q for o in objs for q in o.quantities])
 
     settings: dict[str, Any] = {
         "command": "search", "space": space, "objectives": [o.describe() for o in objs], "n_start": n_start,

@@ -54,6 +54,10 @@ _NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 
 
 class Measure(Protocol):
+    """What the search asks of a measure. A measure may also define ``check()``, which raises a
+    :class:`~proxybench.errors.ProxybenchError` when it cannot work at all (a missing package,
+    missing weights); :meth:`Evaluator.check` calls it before the first candidate."""
+
     quantities: tuple[str, ...]
 
     def measure(self, archs: Sequence[str]) -> Measured: ...
@@ -97,6 +101,9 @@ class CostMeasure:
             except Exception as exc:  # noqa: BLE001 - recorded as a failed candidate
                 self._cache[arch] = f"cost: {_first_line(exc)}"
         return {a: self._cache[a] for a in archs}
+
+    def check(self) -> None:
+        self.space.check_build()
 
     def describe(self) -> dict[str, Any]:
         return {"measure": "cost", "num_classes": self.num_classes}
@@ -143,6 +150,18 @@ class ProxyMeasure:
         self.weights = weights
         self._cache: dict[tuple[str, str], tuple[float, str, str | None]] = {}
         self._loaded = False
+
+    def check(self) -> None:
+        """The space can build networks, and the dataset is there when a proxy reads images."""
+        from proxybench.data import load_images
+        from proxybench.presets import get_preset
+        from proxybench.proxies.registry import get_proxy, reads_images
+        from proxybench.spaces import get_space
+
+        get_space(self.space, **self.space_options).check_build()
+        preset = get_preset(self.preset)
+        if any(reads_images(get_proxy(p), preset.proxy_settings.get(p)) for p in self.quantities):
+            load_images(self.dataset, "train", data_dir=self.data_dir)
 
     def describe(self) -> dict[str, Any]:
         return {"measure": "proxies", "proxies": list(self.quantities), "dataset": self.dataset,
@@ -415,6 +434,9 @@ class TrainedMeasure:
         self.quantities = ("top1_error", "robustness") + (("mce",) if self.mce else ())
         self._cache: dict[str, dict[str, float] | str] = {}
 
+    def check(self) -> None:
+        self.space.check_build()
+
     def describe(self) -> dict[str, Any]:
         return {"measure": "trained", "weights": self.provider.describe(), "dataset": self.dataset,
                 "device": self.device, "seed": self.seed, "eval_images": self.eval_images, "sigma": self.sigma,
@@ -477,6 +499,22 @@ class Evaluator:
 
     def provides(self, quantity: str) -> bool:
         return quantity in self.by_quantity
+
+    def check(self, quantities: Sequence[str]) -> None:
+        """Call ``check()`` of every measure that ``quantities`` use (those that define one), once each.
+
+        Raises:
+            ProxybenchError: The first measure that cannot work (e.g. the OFA space without the
+                ``ofa`` package), so that a search fails before its first candidate.
+        """
+        checked: set[int] = set()
+        for q in quantities:
+            m = self.by_quantity.get(q)
+            if m is not None and id(m) not in checked:
+                checked.add(id(m))
+                check = getattr(m, "check", None)
+                if check is not None:
+                    check()
 
     def measure(self, archs: Sequence[str], quantities: Sequence[str]) -> tuple[Measured, dict[str, float]]:
         archs = list(dict.fromkeys(archs))

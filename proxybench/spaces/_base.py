@@ -5,13 +5,15 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch.nn as nn
 
 from proxybench._naming import filter_names, suggest
 from proxybench.errors import InvalidSettingError, UnknownSpaceError
+
+if TYPE_CHECKING:  # torch is imported when a network is built, not to list, sample or parse
+    import torch.nn as nn
 
 __all__ = ["SearchSpace", "register_space", "get_space", "list_spaces", "space_option_names"]
 
@@ -57,6 +59,14 @@ class SearchSpace(ABC):
     def __iter__(self) -> Iterator[str]:
         raise TypeError(f"search space '{self.name}' is too large to enumerate")
 
+    def check_build(self) -> None:
+        """Raise a :class:`~proxybench.errors.ProxybenchError` when :meth:`build` cannot work here.
+
+        Called before long runs (``proxybench search``) so that a missing package or missing
+        weights fail once, before the first candidate, instead of once per candidate. The
+        default can always build.
+        """
+
     def settings(self) -> dict[str, Any]:
         """The options this instance was configured with that change its networks or encoding
         (e.g. OFA's resolutions and supernet weights); empty for a space without options.
@@ -101,7 +111,7 @@ def get_space(name: str, **options: Any) -> SearchSpace:
     """
     spaces = _loaded()
     if name not in spaces:
-        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench spaces")
+        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench space")
     given = {k: v for k, v in options.items() if v is not None}
     factory = spaces[name]
     if given:
@@ -117,7 +127,7 @@ def space_option_names(name: str) -> list[str]:
     """The options :func:`get_space` accepts for space ``name`` (empty for a space without any)."""
     spaces = _loaded()
     if name not in spaces:
-        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench spaces")
+        raise UnknownSpaceError(f"unknown search space '{name}'{suggest(name, spaces)} See: proxybench space")
     return [p for p in inspect.signature(spaces[name]).parameters if not p.startswith("_")]
 
 

@@ -21,12 +21,15 @@ import itertools
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch.nn as nn
 
 from proxybench.errors import InvalidArchitectureError
 from proxybench.spaces._base import SearchSpace, register_space
+
+if TYPE_CHECKING:  # torch is imported when a network is built, not to list, sample or parse
+    import torch.nn as nn
 
 __all__ = [
     "OPS",
@@ -180,10 +183,12 @@ def sample_archs(n: int, seed: int) -> list[str]:
     Raises:
         InvalidArchitectureError: ``n`` is negative or larger than the space.
     """
-    if isinstance(n, bool) or not isinstance(n, Integral) or not 0 <= n <= NUM_ARCHS:
+    if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
+        raise InvalidArchitectureError(f"the number of NB201 architectures to sample must be an integer >= 0, got {n!r}")
+    if n > NUM_ARCHS:
         raise InvalidArchitectureError(
-            f"cannot sample {n!r} distinct NB201 architectures: use 0 <= n <= {NUM_ARCHS} "
-            "(iterate the space to get all of them)"
+            f"cannot sample {n} distinct NB201 architectures: the space has {NUM_ARCHS}; ask for at most "
+            f"{NUM_ARCHS}, or take all of them (proxybench score --all; in Python, iterate the space)"
         )
     rng = np.random.default_rng(seed)
     archs = all_archs()
@@ -344,7 +349,11 @@ class NB201Space(SearchSpace):
         self.xu = np.full(self.n_var, len(OPS) - 1, dtype=np.int64)
 
     def parse(self, arch: str) -> str:
-        """The canonical string of ``arch`` (surrounding whitespace removed)."""
+        """The canonical string of ``arch``: a canonical string (surrounding whitespace removed) or the
+        ``str()`` of a NASLib op-index tuple, e.g. ``"(0, 2, 3, 2, 3, 1)"`` (:func:`from_naslib_tuple`).
+        """
+        if isinstance(arch, str) and arch.strip().startswith(("(", "[")):
+            return from_naslib_tuple(arch)
         return _format(parse_arch(arch))
 
     def encode(self, arch: str) -> np.ndarray:

@@ -61,14 +61,16 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Integral
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from proxybench.errors import InvalidArchitectureError, InvalidSettingError, ProxybenchError
 from proxybench.spaces._base import SearchSpace, register_space
+
+if TYPE_CHECKING:  # torch is imported where a network is built: encoding, sampling and parsing work without it
+    import torch
+    from torch import nn
 
 __all__ = [
     "SUPERNET_ID",
@@ -116,7 +118,10 @@ BN_MODES: dict[str, str] = {
     "foresight": "same as 'none': zero-cost-nas builds SynFlow's copy of a non-NB201 network without BatchNorm",
 }
 
-_INSTALL_HINT = "the OFA search space needs the 'ofa' package: pip install 'proxybench[ofa]'"
+#: The ``ofa`` release the space is written and tested against (a core dependency of proxybench).
+OFA_REQUIREMENT = "ofa==0.1.0.post202307202001"
+_INSTALL_HINT = (f"the OFA search space needs the 'ofa' package (a dependency of proxybench): "
+                 f"pip install {OFA_REQUIREMENT}")
 _WEIGHTS_HINT = (
     f"pass --supernet-weights PATH (a state dict of {SUPERNET_ID}; supernet=PATH in Python), "
     f"--supernet-weights {ZOO} to download it from the ofa model zoo, or --random-init to use untrained "
@@ -130,6 +135,7 @@ _EXPECTED = (
 
 def _ofa() -> Any:
     """The ``ofa`` modules this space uses (imported on first use)."""
+    from torch import nn
     try:
         from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
         from ofa.imagenet_classification.networks import MobileNetV3
@@ -290,6 +296,8 @@ def recalibrate_bn(net: nn.Module, batches: Iterable[Any], *, device: torch.devi
     Raises:
         InvalidSettingError: ``batches`` is empty.
     """
+    import torch
+    from torch import nn
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
         return net
@@ -319,6 +327,7 @@ def recalibrate_bn(net: nn.Module, batches: Iterable[Any], *, device: torch.devi
 
 
 def _remove_bn(net: nn.Module) -> nn.Module:
+    from torch import nn
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
@@ -576,6 +585,7 @@ class OFASpace(SearchSpace):
         Raises:
             InvalidSettingError: Neither weights nor ``random_init`` (the same error as :meth:`build`).
         """
+        from torch import nn
         source, random = self._resolve(supernet, random_init)
         info: dict[str, Any] = {"supernet_id": SUPERNET_ID, "head": "reset", "random_init": random}
         if random:
@@ -586,6 +596,18 @@ class OFASpace(SearchSpace):
         else:
             info["supernet_weights"] = str(source)
         return info
+
+    def check_build(self) -> None:
+        """Fail when subnets cannot be built: no ``ofa`` package, no weights (nor ``random_init``), or a
+        weights file that does not exist.
+
+        Raises:
+            ProxybenchError: With the command that fixes it.
+        """
+        _ofa()
+        source, _ = self._resolve(None, None)
+        if isinstance(source, (str, os.PathLike)) and str(source) != ZOO:
+            self._weights_path(source)  # the zoo is downloaded on first use, not here
 
     def _resolve(self, supernet: Any, random_init: bool | None) -> tuple[Any, bool]:
         source = self.supernet_weights if supernet is None else supernet
@@ -607,6 +629,8 @@ class OFASpace(SearchSpace):
             InvalidSettingError: No weights and no ``random_init``, a missing or unreadable file, a
                 state dict of another network, or an incompatible supernet object.
         """
+        import torch
+        from torch import nn
         source, random = self._resolve(supernet, random_init)
         ofa = _ofa()
         if isinstance(source, nn.Module):
@@ -670,6 +694,7 @@ class OFASpace(SearchSpace):
 
     @staticmethod
     def _read_state(path: Path) -> Mapping[str, Any]:
+        import torch
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001  (pickle, zip and IO errors all mean "unreadable")
@@ -684,6 +709,7 @@ class OFASpace(SearchSpace):
         return data
 
     def _extract(self, supernet: nn.Module, arch: str, num_classes: int, seed: int, preserve_weight: bool) -> nn.Module:
+        import torch
         ofa = _ofa()
         settings = subnet_settings(arch, self.resolutions)
         with self._lock:  # set_active_subnet mutates the shared supernet
@@ -802,6 +828,7 @@ class OFASpace(SearchSpace):
 
 def _num_classes(state: Mapping[str, Any]) -> int:
     """Rows of the classifier in a supernet state dict (1000 for the ImageNet supernet)."""
+    import torch
     for key in ("classifier.linear.weight", "classifier.linear.linear.weight"):
         weight = state.get(key)
         if isinstance(weight, torch.Tensor) and weight.dim() == 2:
@@ -815,6 +842,7 @@ def _download_zoo() -> Path:
     ``ofa.model_zoo.ofa_net`` is not used: it imports ``gdown`` (not a dependency of ``ofa``),
     writes into ``./.torch`` relative to the working directory and returns ``None`` on failure.
     """
+    import torch
     path = Path(torch.hub.get_dir()) / "ofa_nets" / SUPERNET_ID
     if path.is_file():
         return path
