@@ -98,7 +98,7 @@ def test_truth_import_errors_are_one_line(tmp_path):
     result = invoke("truth", "import", str(tmp_path / "missing.csv"))
     assert result.exit_code == 2 and "does not exist" in result.output
     result = invoke("truth", "import", str(bad), "--format", "bogus")
-    assert result.exit_code == 2 and "'bogus' is not one of 'auto', 'csv', 'suite-zero'" in result.output
+    assert result.exit_code == 2 and "'bogus' is not one of 'auto', 'suite-zero-csv', 'table', 'csv', 'suite-zero'" in result.output
 
 
 def test_correlate_table_md_and_files(tmp_path):
