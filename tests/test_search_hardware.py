@@ -146,3 +146,38 @@ def test_search_with_hw_nas_bench_edgetpu(tmp_path, shared_dir, nb201_csv):
     from proxybench.search.loop import search_report
 
     assert all(50 < p["true_test_acc"] < 100 for p in search_report(tmp_path / "run"))
+
+
+# ----------------------------------------------------------------------------- hypervolume
+
+
+def test_hypervolume_of_a_hand_made_front():
+    from proxybench.search.indicators import hypervolume
+
+    staircase = [[1, 3], [2, 2], [3, 1]]
+    assert hypervolume(staircase, [4, 4]) == pytest.approx(6.0)  # 3 + (4 - 2) + 1 by hand
+    assert hypervolume(staircase + [[3, 3], [2.5, 2.5]], [4, 4]) == pytest.approx(6.0)  # dominated: nothing
+    assert hypervolume([[1, 3], [5, 0]], [4, 4]) == pytest.approx(3.0)  # beyond the reference: nothing
+    assert hypervolume(np.empty((0, 2)), [4, 4]) == 0.0
+    cube = hypervolume([[0, 0, 0]], [2, 3, 4])
+    assert cube == pytest.approx(24.0)
+
+
+def test_hypervolume_ratio_normalises_by_the_true_front():
+    from proxybench.search.indicators import hypervolume_ratio
+
+    # true points (error %, latency ms): front (10, 9), (20, 5), (90, 1); (50, 8) is dominated
+    truth = np.array([[10.0, 9.0], [20.0, 5.0], [90.0, 1.0], [50.0, 8.0]])
+    assert hypervolume_ratio(truth, truth) == pytest.approx(1.0)
+    assert hypervolume_ratio(truth[:3], truth) == pytest.approx(1.0)
+    # normalised front: (0, 1), (0.125, 0.5), (1, 0); reference (1.1, 1.1)
+    # HV(front) = 1.1*0.1 + (1.1 - 0.125)*0.5 + 0.1*0.5 ... computed as the union of rectangles:
+    front = np.array([[0.0, 1.0], [0.125, 0.5], [1.0, 0.0]])
+    xs = sorted(front.tolist())
+    hv_front = sum((1.1 - x) * (prev_y - y) for (x, y), prev_y in zip(xs, [1.1] + [p[1] for p in xs[:-1]]))
+    only_knee = (1.1 - 0.125) * (1.1 - 0.5)
+    assert hypervolume_ratio([[20.0, 5.0]], truth) == pytest.approx(only_knee / hv_front)
+    assert hypervolume_ratio([[20.0, 5.0], [50.0, 8.0]], truth) == pytest.approx(only_knee / hv_front)
+    assert hypervolume_ratio(np.empty((0, 2)), truth) == 0.0
+    with pytest.raises(InvalidSettingError, match="found has 3 objectives, true_points 2"):
+        hypervolume_ratio([[1.0, 2.0, 3.0]], truth)
