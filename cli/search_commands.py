@@ -98,8 +98,9 @@ def search(ctx: click.Context, space_name: str | None, objectives: str | None, n
            surrogate: str | None, expensive: str | None, top_k: int | None, pop_size: int | None,
            generations: int | None, dataset: str | None, data_dir: Path | None, batch_size: int | None,
            preset: str | None, device: str | None, weights: str | None, truth: tuple[Path, ...],
-           threads: int | None, resolution: str | None, supernet_weights: str | None, random_init: bool, epochs: float | None,
-           optimizer: str | None, train_size: int | None, val_size: int | None, quiet: bool) -> None:
+           threads: int | None, resolution: str | None, supernet_weights: str | None, random_init: bool,
+           epochs: float | None, optimizer: str | None, train_size: int | None, val_size: int | None,
+           quiet: bool) -> None:
     """Search a space with surrogate-assisted NSGA-II and write the archive and the top-k picks.
 
     Every evaluated architecture goes to OUT/archive/iter-NNNN.parquet (one part per

@@ -167,4 +167,5 @@ def test_score_command_without_the_files_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["score", "--sample", "1", "--dataset", "ImageNet16-120", "--out",
                                       str(tmp_path / "out")], catch_exceptions=False)
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
-    assert result.output.startswith("Error: ImageNet16-120 train images not found") and "--data-dir DIR" in result.output
+    assert result.output.startswith("Error: ImageNet16-120 train images not found")
+    assert "--data-dir DIR" in result.output

@@ -69,8 +69,8 @@ def normalise_by_front(points: np.ndarray, front: np.ndarray) -> np.ndarray:
     return (points - ideal) / span
 
 
-def hypervolume_ratio(found: Sequence[Sequence[float]] | np.ndarray, true_points: Sequence[Sequence[float]] | np.ndarray,
-                      margin: float = REFERENCE_MARGIN) -> float:
+def hypervolume_ratio(found: Sequence[Sequence[float]] | np.ndarray,
+                      true_points: Sequence[Sequence[float]] | np.ndarray, margin: float = REFERENCE_MARGIN) -> float:
     """HV(found) / HV(true front), both normalised by the true front (see the module docstring).
 
     Args:
