@@ -230,6 +230,8 @@ def test_lower_is_better_truth_is_negated_like_a_proxy(tmp_path):
     assert "| fast | cifar10 | latency:edgegpu (↓, negated) | higher |" in md
     assert "a positive value means the proxy ranks faster/cheaper architectures higher" in md
     assert "arithmetic_intensity:eyeriss (no direction)" in md
+    assert not any("**" in line for line in md.splitlines() if "(no direction)" in line)  # no "best" there
+    assert any("**" in line for line in md.splitlines() if "latency:edgegpu" in line)
     assert "latency:edgegpu ($\\downarrow$, negated)" in render(result, "latex")
     records = {(r["proxy"], r["metric"]): r for r in json.loads(render(result, "json"))}
     assert records[("size", "latency:edgegpu")]["truth_orientation"] == "lower (negated)"

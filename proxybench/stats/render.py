@@ -180,6 +180,8 @@ def _best_cells(rows: list[dict[str, Any]], columns: list[str]) -> set[tuple[int
     """(row index, column) of the largest value per dataset/metric block (only blocks of 2+ rows)."""
     blocks: dict[tuple[Any, Any], list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
+        if r.get("truth_orientation") == "none":  # no better direction: no best cell either
+            continue
         blocks[(r["dataset"], r["metric"])].append(i)
     best = set()
     for members in blocks.values():
