@@ -111,9 +111,10 @@ def correlate(
 
     Scores and truth join on (space, architecture, dataset). One row per proxy, dataset,
     metric and setting (preset, weights, seed, batch size, settings hash, truth source), so
-    different settings are never pooled. Scores of lower-is-better proxies are negated, so
-    positive always means the proxy ranks better architectures higher. Non-finite or failed
-    scores are left out and counted (Excl.).
+    different settings are never pooled. Scores of lower-is-better proxies are negated, and so
+    are costs among the truth metrics (latency:*, energy:*), so positive always means the
+    proxy ranks better (more accurate, faster, cheaper) architectures higher. Non-finite or
+    failed scores are left out and counted (Excl.).
 
     \b
     Example:

@@ -133,8 +133,10 @@ def space_command(name: str | None, sample: int | None, seed: int | None) -> Non
               "zero-cost suite, croze and the modern proxies), 'zero-cost' (the suite of Abdelfattah et al. / "
               "NAS-Bench-Suite-Zero) or 'modern' (ZiCo, GradSign, MeCo, SWAP, AZ-NAS, TE-NAS and VKDNW components). "
               "See: proxybench proxies.")
-@click.option("--dataset", type=click.Choice(["cifar10", "cifar100"]), default="cifar10", show_default=True,
-              help="Dataset of the proxy batch and size of the network's head.")
+@click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "ImageNet16-120"]), default="cifar10",
+              show_default=True,
+              help="Dataset of the proxy batch and size of the network's head (ImageNet16-120: 16x16 images, 120 "
+              "classes, local files only).")
 @click.option("--sample", type=click.IntRange(min=1), default=None,
               help="Score N architectures drawn at random with --sample-seed (default: 100).")
 @click.option("--sample-seed", type=click.IntRange(min=0), default=None,

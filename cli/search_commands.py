@@ -43,7 +43,8 @@ def trained_spec(*, epochs: float | None = None, optimizer: str | None = None, t
 @click.option("--space", "space_name", default=None, help="Search space (see: proxybench space). [default: nb201]")
 @click.option("--objectives", default=None, metavar="A,B[,...]",
               help="Objectives to minimise: any proxy (higher-is-better ones are negated), params, flops, f_cp, "
-              "and with a trained measure or --truth: top1_error, robustness, mce, f_ar.")
+              "and with a trained measure or --truth: top1_error, robustness, mce, f_ar; with --truth "
+              "hw_<dataset>.csv: latency:<device>, energy:<device>.")
 @click.option("--n-start", type=click.IntRange(min=1), default=None, help="Initial random sample. [default: 100]")
 @click.option("--iterations", type=click.IntRange(min=0), default=None,
               help="Iterations after the initial sample. [default: 30]")
@@ -73,9 +74,10 @@ def trained_spec(*, epochs: float | None = None, optimizer: str | None = None, t
 @click.option("--device", default=None, help="cpu, cuda or cuda:N. [default: cpu]")
 @click.option("--weights", default=None, metavar="SPEC",
               help="Weights for proxy objectives that need trained weights (flatnas_r), e.g. train:asam,epochs=1.")
-@click.option("--truth", type=click.Path(exists=True, path_type=Path), default=None,
-              help="NB201 ground truth (the benchmark CSV, a truth Parquet or directory): imported into OUT/truth; "
-              "gives top1_error as an objective and the picks' true accuracy in 'search report'.")
+@click.option("--truth", type=click.Path(exists=True, path_type=Path), multiple=True,
+              help="NB201 ground truth (the benchmark CSV, HW-NAS-Bench's hw_<dataset>.csv, a truth Parquet or "
+              "directory; repeatable): imported into OUT/truth; gives top1_error, latency:<device> and "
+              "energy:<device> as objectives and the picks' true accuracy in 'search report'.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads for proxy scoring.")
 @space_options
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -95,9 +97,10 @@ def search(ctx: click.Context, space_name: str | None, objectives: str | None, n
            iterations: int | None, per_iteration: int | None, seed: int | None, out: Path | None, resume: bool,
            surrogate: str | None, expensive: str | None, top_k: int | None, pop_size: int | None,
            generations: int | None, dataset: str | None, data_dir: Path | None, batch_size: int | None,
-           preset: str | None, device: str | None, weights: str | None, truth: Path | None, threads: int | None,
-           resolution: str | None, supernet_weights: str | None, random_init: bool, epochs: float | None,
-           optimizer: str | None, train_size: int | None, val_size: int | None, quiet: bool) -> None:
+           preset: str | None, device: str | None, weights: str | None, truth: tuple[Path, ...],
+           threads: int | None, resolution: str | None, supernet_weights: str | None, random_init: bool,
+           epochs: float | None, optimizer: str | None, train_size: int | None, val_size: int | None,
+           quiet: bool) -> None:
     """Search a space with surrogate-assisted NSGA-II and write the archive and the top-k picks.
 
     Every evaluated architecture goes to OUT/archive/iter-NNNN.parquet (one part per
@@ -122,7 +125,8 @@ def search(ctx: click.Context, space_name: str | None, objectives: str | None, n
     kwargs = _drop_none(space=space_name, n_start=n_start, iterations=iterations, per_iteration=per_iteration,
                         seed=seed, out=out, surrogate=surrogate, top_k=top_k, pop_size=pop_size,
                         generations=generations, dataset=dataset, data_dir=data_dir, batch_size=batch_size,
-                        preset=preset, device=device, weights=weights, truth=truth, threads=threads)
+                        preset=preset, device=device, weights=weights, truth=list(truth) or None,
+                        threads=threads)
     if expensive:
         kwargs["expensive"] = [s.strip() for s in expensive.split(",") if s.strip()]
     kwargs["space_options"] = space_options_from(resolution, supernet_weights, random_init)

@@ -185,8 +185,56 @@ def test_correlate_orients_counts_and_matches_scipy(store):
     assert rows["broken"]["n"] == 57 and rows["broken"]["excluded"] == 3
     assert rows["broken"]["kendall"] == pytest.approx(scipy_stats(good[kept], acc[kept])[1], abs=1e-9)
     assert rows["good"]["top10"] == correlate_vectors(good, acc, top_k=[10])["top10"]
-    assert result.columns[:12] == ["proxy", "dataset", "metric", "orientation", "n", "excluded", "spearman",
-                                   "kendall", "pearson", "top10", "space", "preset"]
+    assert result.columns[:13] == ["proxy", "dataset", "metric", "orientation", "truth_orientation", "n", "excluded",
+                                   "spearman", "kendall", "pearson", "top10", "space", "preset"]
+
+
+def test_lower_is_better_truth_is_negated_like_a_proxy(tmp_path):
+    """latency: positive ρ = the proxy ranks faster architectures higher; top-k counts the fastest k %."""
+    rng = np.random.default_rng(3)
+    latency = rng.uniform(1, 20, 80).round(3)
+    acc = rng.uniform(10, 95, 80).round(2)
+    fast = -latency + rng.normal(scale=2, size=80)  # higher score = predicted faster
+    size = latency + rng.normal(scale=2, size=80)  # like params/flops: higher = bigger = slower
+    intensity = rng.uniform(0, 5, 80)
+    rows = score_rows("fast", fast) + score_rows("size", size) + score_rows("size_low", size, higher=False)
+    write(tmp_path / "scores" / "a.parquet", rows, SCORES_SCHEMA)
+    write(tmp_path / "truth" / "t.parquet",
+          truth_rows(acc) + truth_rows(latency, metric="latency:edgegpu")
+          + truth_rows(intensity, metric="arithmetic_intensity:eyeriss"), TRUTH_SCHEMA)
+    result = run(tmp_path, top_k="10", bootstrap=30)
+    rows = {(r["proxy"], r["metric"]): r for r in result.rows}
+    for proxy, x in (("fast", fast), ("size", size), ("size_low", -size)):
+        row = rows[(proxy, "latency:edgegpu")]
+        rho, tau, r = scipy_stats(x, -latency)
+        assert row["truth_orientation"] == "lower (negated)"
+        assert row["spearman"] == pytest.approx(rho, abs=1e-9)
+        assert row["kendall"] == pytest.approx(tau, abs=1e-9)
+        assert row["pearson"] == pytest.approx(r, abs=1e-9)
+        assert row["spearman_lo"] < row["spearman"] < row["spearman_hi"]
+        # top-k: the fastest 8 (= 10 % of 80) against the proxy's best 8
+        fastest = set(np.argsort(latency)[:8])
+        assert row["top10"] == pytest.approx(len(fastest & set(np.argsort(-x)[:8])) / 8)
+    assert rows[("fast", "latency:edgegpu")]["spearman"] > 0.8  # ranks faster networks higher: positive
+    assert rows[("size", "latency:edgegpu")]["spearman"] < -0.8  # favours slow, big networks: negative
+    assert rows[("fast", "latency:edgegpu")]["top10"] > rows[("size", "latency:edgegpu")]["top10"]
+    accuracy = rows[("fast", "test_acc")]
+    assert accuracy["truth_orientation"] == "higher"
+    assert accuracy["spearman"] == pytest.approx(scipy_stats(fast, acc)[0], abs=1e-9)
+    unoriented = rows[("fast", "arithmetic_intensity:eyeriss")]
+    assert unoriented["truth_orientation"] == "none" and math.isnan(unoriented["top10"])
+    assert unoriented["spearman"] == pytest.approx(scipy_stats(fast, intensity)[0], abs=1e-9)
+    assert unoriented["note"] == "arithmetic_intensity:eyeriss has no better direction: top-k undefined"
+    assert math.isfinite(unoriented["spearman_lo"])
+    md = render(result, "md")
+    assert "| fast | cifar10 | latency:edgegpu (↓, negated) | higher |" in md
+    assert "a positive value means the proxy ranks faster/cheaper architectures higher" in md
+    assert "arithmetic_intensity:eyeriss (no direction)" in md
+    assert not any("**" in line for line in md.splitlines() if "(no direction)" in line)  # no "best" there
+    assert any("**" in line for line in md.splitlines() if "latency:edgegpu" in line)
+    assert "latency:edgegpu ($\\downarrow$, negated)" in render(result, "latex")
+    records = {(r["proxy"], r["metric"]): r for r in json.loads(render(result, "json"))}
+    assert records[("size", "latency:edgegpu")]["truth_orientation"] == "lower (negated)"
 
 
 def test_settings_are_never_pooled(tmp_path):

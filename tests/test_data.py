@@ -329,7 +329,7 @@ def test_bad_names_and_missing_data_dir(tmp_path: Path, monkeypatch: pytest.Monk
         load_images("cifar-10")
     with pytest.raises(UnknownDatasetError, match="^unknown split 'val'; supported: train, test$"):
         load_images("cifar10", "val")
-    suggestion = r"'cifar100o'; did you mean 'cifar100'.*\? Supported: cifar10, cifar100$"
+    suggestion = r"'cifar100o'; did you mean 'cifar100'.*\? Supported: cifar10, cifar100, ImageNet16-120$"
     with pytest.raises(UnknownDatasetError, match=suggestion):
         load_images("cifar100o")
     with pytest.raises(DataNotFoundError, match=r"data folder .*nope \(from --data-dir\) does not exist"):

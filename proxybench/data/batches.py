@@ -72,12 +72,15 @@ from proxybench.presets import Preset
 __all__ = [
     "AUGMENT_PADDING",
     "DATASET_NORMALIZATION",
+    "DATASET_PADDING",
+    "IMAGENET16_STATS",
     "BatchProvider",
     "NoImages",
     "arch_batch_seed",
     "draw_indices",
     "draw_proxy_batch",
     "normalization_for",
+    "padding_for",
 ]
 
 #: Zero padding of the random crop (CIFAR's ``RandomCrop(32, padding=4)`` in both references).
@@ -90,17 +93,39 @@ _Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 #: ``proxybench``: xautodl ``get_dataset_with_transform.py`` (what NAS-Bench-201 trained with);
 #: ``suite-zero``: NASLib ``naslib/utils/dataset.py`` ``_data_transforms_cifar100``;
 #: ``zc-nas`` uses the same values for both CIFARs (``foresight/dataset.py``).
+#: ImageNet16-120 (every preset): NB201's statistics, xautodl ``get_datasets`` (``name.startswith
+#: ("ImageNet16")``) and NASLib ``_data_transforms_ImageNet_16_120`` alike; zero-cost-nas has no
+#: ImageNet16 loader of its own to differ from.
+IMAGENET16_STATS: _Stats = (
+    (122.68 / 255, 116.66 / 255, 104.01 / 255),
+    (63.22 / 255, 61.26 / 255, 65.09 / 255),
+)
+
 DATASET_NORMALIZATION: dict[str, dict[str, _Stats]] = {
     "proxybench": {
         "cifar100": (
             (129.3 / 255, 124.1 / 255, 112.4 / 255),
             (68.2 / 255, 65.4 / 255, 70.4 / 255),
         ),
+        "ImageNet16-120": IMAGENET16_STATS,
     },
     "suite-zero": {
         "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+        "ImageNet16-120": IMAGENET16_STATS,
+    },
+    "zc-nas": {
+        "ImageNet16-120": IMAGENET16_STATS,
     },
 }
+
+#: Zero padding of the random crop where a dataset's references differ from CIFAR's 4:
+#: ImageNet16's ``RandomCrop(16, padding=2)`` (xautodl and NASLib).
+DATASET_PADDING: dict[str, int] = {"ImageNet16-120": 2}
+
+
+def padding_for(dataset: str) -> int:
+    """Zero padding of the augmentation's random crop for ``dataset`` (4, ImageNet16-120: 2)."""
+    return DATASET_PADDING.get(dataset, AUGMENT_PADDING)
 
 
 def normalization_for(preset: Preset, dataset: str) -> _Stats:
@@ -191,8 +216,9 @@ def draw_proxy_batch(
         std: Per-channel standard deviation of [0, 1] pixels.
         train_fraction: Draw only from this leading share of the source (NASLib keeps the
             rest of the training split for validation).
-        augment: Zero-pad by 4, crop back to the input size at a random offset and flip
-            horizontally with probability 0.5, as both references' training transforms.
+        augment: Zero-pad by 4 (ImageNet16-120: 2, :func:`padding_for`), crop back to the
+            input size at a random offset and flip horizontally with probability 0.5, as both
+            references' training transforms.
 
     Returns:
         A :class:`~proxybench.batch.ProxyBatch` with float32 ``(N, 3, H, W)`` inputs and
@@ -216,7 +242,7 @@ def draw_proxy_batch(
     idx = draw_indices(len(source), batch_size=batch_size, train_fraction=train_fraction, rng=rng)
     images = source.images(idx)
     if augment:
-        images = _augment(images, rng)
+        images = _augment(images, rng, padding_for(source.dataset))
     inputs = _normalise(images, mean, std)
     targets = torch.from_numpy(source.labels[idx].astype(np.int64, copy=True))
     return ProxyBatch(inputs=inputs, targets=targets, num_classes=source.num_classes)

@@ -12,7 +12,13 @@ keeps CIFAR, and it must never ship or fake them. :func:`load_images` looks, in 
      ``label`` (CIFAR-10) or ``fine_label`` (CIFAR-100 exports);
    * an image folder ``<dataset>/<split>/<class_name>/*.png|jpg|jpeg``;
    * torchvision's own pickled files ``cifar-10-batches-py/`` or ``cifar-100-python/``
-     directly in ``data_dir`` or in ``data_dir/<dataset>/``.
+     directly in ``data_dir`` or in ``data_dir/<dataset>/``;
+   * ImageNet16-120: the downsampled-ImageNet pickles of Chrabaszcz et al. (2017), the files
+     NAS-Bench-201 trained on, ``train_data_batch_1`` … ``train_data_batch_10`` (train) and
+     ``val_data`` (test), in ``data_dir/ImageNet16-120/`` or ``data_dir/ImageNet16/``. Each is
+     a dict with ``data`` (N×3072 uint8, channel-major 16×16) and ``labels`` (1-based,
+     1..1000); as NB201's ``ImageNet16(..., use_num_of_class_only=120)`` only labels ≤ 120 are
+     kept, shifted to 0..119. There is no download for it (step 3 is skipped).
 
 2. The cache folder (``cache_dir`` argument, else ``PROXYBENCH_CACHE_DIR``, else
    ``~/.cache/proxybench``; the dataset lives in its ``<dataset>/`` subfolder): torchvision's
@@ -47,6 +53,7 @@ __all__ = [
     "SPLITS",
     "CIFAR10_CLASSES",
     "CIFAR100_CLASSES",
+    "IMAGENET16_120_CLASSES",
     "ImageSource",
     "UnknownDatasetError",
     "load_images",
@@ -54,7 +61,7 @@ __all__ = [
 ]
 
 #: Datasets :func:`load_images` knows, with their number of classes.
-DATASETS: dict[str, int] = {"cifar10": 10, "cifar100": 100}
+DATASETS: dict[str, int] = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
 #: Splits every dataset has.
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -78,7 +85,18 @@ CIFAR100_CLASSES: tuple[str, ...] = (
     "willow_tree", "wolf", "woman", "worm",
 )  # fmt: skip
 
-_STANDARD_CLASSES: dict[str, tuple[str, ...]] = {"cifar10": CIFAR10_CLASSES, "cifar100": CIFAR100_CLASSES}
+#: ImageNet16-120's classes by their original 1-based downsampled-ImageNet label (the pickles
+#: carry no names); a folder layout names its class folders ``1`` … ``120``.
+IMAGENET16_120_CLASSES: tuple[str, ...] = tuple(str(i) for i in range(1, 121))
+
+_STANDARD_CLASSES: dict[str, tuple[str, ...]] = {"cifar10": CIFAR10_CLASSES, "cifar100": CIFAR100_CLASSES,
+                                                 "ImageNet16-120": IMAGENET16_120_CLASSES}
+#: Datasets without a downloader (their pickles must be local), with the folder names searched.
+_IMAGENET16_DIRS: dict[str, tuple[str, ...]] = {"ImageNet16-120": ("ImageNet16-120", "ImageNet16")}
+_IMAGENET16_FIX = (
+    "no download exists for ImageNet16-120: put the downsampled-ImageNet 16x16 pickles (Chrabaszcz et al. 2017; "
+    "train_data_batch_1..10, val_data) in DIR/ImageNet16-120/ and pass --data-dir DIR or set PROXYBENCH_DATA_DIR"
+)
 _TORCHVISION_DIR: dict[str, str] = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 _IMAGE_COLUMNS: tuple[str, ...] = ("img", "image")
 _LABEL_COLUMNS: tuple[str, ...] = ("label", "fine_label")
@@ -97,14 +115,14 @@ class ImageSource:
     so a source over 50,000 images is cheap to open and to draw batches from.
 
     Attributes:
-        dataset: ``"cifar10"`` or ``"cifar100"``.
+        dataset: ``"cifar10"``, ``"cifar100"`` or ``"ImageNet16-120"``.
         split: ``"train"`` or ``"test"``.
         labels: ``int64`` array ``(N,)`` of class indices in ``0 .. num_classes-1``.
-        num_classes: Size of the network head for this dataset (10 or 100), even when a
+        num_classes: Size of the network head for this dataset (10, 100 or 120), even when a
             folder holds only some of the classes.
         classes: Class names, ``classes[label]``.
         origin: The file or folder the images came from (recorded with the scores).
-        layout: ``"parquet"``, ``"folder"`` or ``"torchvision"``.
+        layout: ``"parquet"``, ``"folder"``, ``"torchvision"`` or ``"imagenet16"``.
     """
 
     def __init__(
@@ -184,8 +202,8 @@ def load_images(
     """Open ``dataset``'s ``split`` from local files, downloading it only as a last resort.
 
     Args:
-        dataset: ``"cifar10"`` or ``"cifar100"``.
-        split: ``"train"`` or ``"test"``.
+        dataset: ``"cifar10"``, ``"cifar100"`` or ``"ImageNet16-120"`` (local files only).
+        split: ``"train"`` or ``"test"`` (ImageNet16-120: ``val_data``, NB201's test split).
         data_dir: Folder holding ``<dataset>/<split>.parquet``, an image folder
             ``<dataset>/<split>/<class>/`` or torchvision's files (see the module doc);
             ``None`` reads ``PROXYBENCH_DATA_DIR``.
@@ -215,6 +233,10 @@ def load_images(
         found = _load_from_root(root, dataset, split, searched)
         if found is not None:
             return found
+
+    if dataset in _IMAGENET16_DIRS:
+        where = "; searched " + ", ".join(searched) if searched else " (no --data-dir or PROXYBENCH_DATA_DIR given)"
+        raise DataNotFoundError(f"{dataset} {split} images not found{where}; {_IMAGENET16_FIX}")
 
     cache_root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     cache = cache_root / dataset
@@ -283,6 +305,13 @@ def _load_from_root(root: Path, dataset: str, split: str, searched: list[str]) -
     if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
         return _load_folder(folder, dataset, split)
 
+    if dataset in _IMAGENET16_DIRS:
+        first = _imagenet16_files(split)[0]
+        for candidate in (root / name for name in _IMAGENET16_DIRS[dataset]):
+            searched.append(str(candidate / first))
+            if (candidate / first).is_file():
+                return _load_imagenet16(candidate, dataset, split)
+        return None
     for candidate in (root / _TORCHVISION_DIR[dataset], base / _TORCHVISION_DIR[dataset]):
         searched.append(str(candidate))
         if candidate.is_dir():
@@ -516,7 +545,67 @@ def _load_torchvision(folder: Path, dataset: str, split: str) -> ImageSource:
     )
 
 
-def _unpickle(path: Path) -> dict[str, Any]:
+# --------------------------------------------------------------------------- ImageNet16 pickles
+
+
+def _imagenet16_files(split: str) -> list[str]:
+    return [f"train_data_batch_{i}" for i in range(1, 11)] if split == "train" else ["val_data"]
+
+
+def _load_imagenet16(folder: Path, dataset: str, split: str) -> ImageSource:
+    """Read the downsampled-ImageNet 16×16 pickles, keeping the first ``num_classes`` classes.
+
+    Like NB201's ``ImageNet16`` dataset class with ``use_num_of_class_only=120``: rows whose
+    1-based label is at most 120 are kept and labels become 0-based. Each file is filtered as
+    it is read, so the full 1000-class training set (≈3.9 GB) never sits in memory at once.
+    Like the CIFAR reader, this unpickles: only point it at files you trust.
+    """
+    n_classes = DATASETS[dataset]
+    data: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for name in _imagenet16_files(split):
+        path = folder / name
+        if not path.is_file():
+            raise DataNotFoundError(
+                f"{path} is missing; ImageNet16 needs train_data_batch_1..10 and val_data in {folder}"
+            )
+        entry = _unpickle(path, kind="downsampled-ImageNet (ImageNet16)")
+        try:
+            raw = np.asarray(entry["data"], dtype=np.uint8)
+            lab = np.asarray(entry["labels"], dtype=np.int64).reshape(-1)
+        except KeyError as exc:
+            raise DataNotFoundError(f"{path} lacks the key {exc}; it is not a downsampled-ImageNet file") from exc
+        if raw.ndim != 2 or raw.shape[1] != 3 * 16 * 16 or raw.shape[0] != lab.shape[0]:
+            raise DataNotFoundError(
+                f"{path}: data has shape {raw.shape} for {lab.shape[0]} labels, expected N x 768 (3x16x16 uint8)"
+            )
+        if lab.size and (lab.min() < 1 or lab.max() > 1000):
+            raise DataNotFoundError(
+                f"{path}: labels span {lab.min()}..{lab.max()}, not the 1-based 1..1000 of downsampled ImageNet"
+            )
+        keep = lab <= n_classes
+        data.append(raw[keep].reshape(-1, 3, 16, 16).transpose(0, 2, 3, 1))
+        labels.append(lab[keep] - 1)
+    pixels = np.ascontiguousarray(np.concatenate(data))
+    if not len(pixels):
+        raise DataNotFoundError(f"{folder}: no image with a label in 1..{n_classes} in the {split} files")
+
+    def fetch(idx: np.ndarray) -> list[np.ndarray]:
+        return list(pixels[idx])
+
+    return ImageSource(
+        dataset=dataset,
+        split=split,
+        labels=np.concatenate(labels),
+        num_classes=n_classes,
+        classes=_STANDARD_CLASSES[dataset],
+        origin=str(folder),
+        layout="imagenet16",
+        fetch=fetch,
+    )
+
+
+def _unpickle(path: Path, kind: str = "torchvision CIFAR") -> dict[str, Any]:
     if not path.is_file():
         raise DataNotFoundError(
             f"{path} is missing; {path.parent} is an incomplete torchvision download, delete it and retry"
@@ -526,9 +615,9 @@ def _unpickle(path: Path) -> dict[str, Any]:
             entry = pickle.load(fh, encoding="latin1")
     except Exception as exc:  # noqa: BLE001 - truncated or foreign files raise many types
         reason = _one_line(str(exc), 100)
-        raise DataNotFoundError(f"{path} is not a readable torchvision CIFAR file ({reason})") from exc
+        raise DataNotFoundError(f"{path} is not a readable {kind} file ({reason})") from exc
     if not isinstance(entry, dict):
-        raise DataNotFoundError(f"{path} is not a torchvision CIFAR file (holds {type(entry).__name__})")
+        raise DataNotFoundError(f"{path} is not a {kind} file (holds {type(entry).__name__})")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
 

@@ -472,7 +472,7 @@ def run_search(
     score_seed: int | None = None,
     device: str | None = "cpu",
     weights: str | None = None,
-    truth: str | Path | None = None,
+    truth: str | Path | Sequence[str | Path] | None = None,
     scores_out: str | Path | None = None,
     threads: int | None = None,
     run_id: str | None = None,
@@ -487,7 +487,8 @@ def run_search(
         space: Registered space name, or a :class:`~proxybench.spaces.SearchSpace` instance
             (proxy objectives need a registered one: the scoring engine looks it up by name).
         objectives: At least two names (:mod:`proxybench.search.problem`): proxies, ``params``,
-            ``flops``, ``f_cp``, ``f_ar``, ``top1_error``, ``robustness``, ``mce``.
+            ``flops``, ``f_cp``, ``f_ar``, ``top1_error``, ``robustness``, ``mce``,
+            ``latency:<device>``, ``energy:<device>`` (from ``truth``).
         n_start: Initial sample size (FlatNAS: 100).
         iterations: Iterations after the initial sample (FlatNAS: 30).
         per_iteration: Candidates measured per iteration (FlatNAS: 8).
@@ -506,9 +507,11 @@ def run_search(
         dataset, data_dir, batch_size, preset, score_seed, device, threads: Proxy scoring settings
             (:func:`~proxybench.scoring.score_architectures`; ``score_seed`` is its ``seed``).
         weights: Weights spec for proxy objectives that need trained weights (``flatnas_r``).
-        truth: NB201 ground truth (the benchmark CSV, a truth Parquet or a results directory):
-            imported into ``out/truth``; gives ``top1_error`` (an oracle) when no measure does,
-            and the true accuracy of the picks in :func:`search_report`.
+        truth: NB201 ground truth, one source or several (the benchmark CSV, HW-NAS-Bench's
+            ``hw_<dataset>.csv``, a truth Parquet or a results directory): imported into
+            ``out/truth``; gives ``top1_error`` (an oracle) when no measure does, the hardware
+            objectives ``latency:<device>``/``energy:<device>``, and the true accuracy of the
+            picks in :func:`search_report`.
         scores_out: Where proxy scores are cached (default ``out``); several runs with the same
             proxy settings may share one.
         run_id: Id of the run (default: UTC time and random hex); kept on resume.
@@ -559,8 +562,8 @@ def run_search(
 
     # truth: imported once into the run directory
     truth_paths: list[str] = []
-    if truth is not None:
-        truth_paths = _import_truth(truth, out)
+    for source in ([] if truth is None else [truth] if isinstance(truth, (str, Path)) else list(truth)):
+        truth_paths += _import_truth(source, out)
 
     # measures
     measure_list: list[Any] = list(measures or [])
@@ -583,8 +586,15 @@ def run_search(
                                            data_dir=data_dir, device=device, seed=score_seed or 0,
                                            eval_images=eval_images, mce="mce" in needed))
         provided = {q for m in measure_list for q in m.quantities}
-    if "top1_error" in {q for o in objs for q in o.quantities} - provided and truth_paths:
-        measure_list.append(TruthMeasure(truth_paths, dataset))
+    from_truth = [q for o in objs if o.kind == "truth" for q in o.quantities]
+    if "top1_error" in needed - provided and truth_paths:
+        from_truth.insert(0, "top1_error")
+    if from_truth:
+        if not truth_paths:
+            raise InvalidSettingError(
+                f"objective {from_truth[0]} is looked up in the benchmark's ground truth: pass --truth "
+                f"(HW-NAS-Bench's hw_{dataset}.csv for latency/energy)")
+        measure_list.append(TruthMeasure(truth_paths, dataset, quantities=from_truth))
     evaluator = Evaluator(measure_list)
     missing = [q for o in objs for q in o.quantities if not evaluator.provides(q)]
     if missing:

@@ -16,8 +16,9 @@ twice costs nothing.
   instead of scoring again. Scoring runs without isomorph dedup (every architecture is scored
   on its own network, so a value never depends on which isomorph was asked for first). A row
   with status ``error`` or ``nonfinite`` makes the candidate fail.
-* :class:`TruthMeasure`: ``top1_error`` = 100 − the benchmark's test accuracy, from a truth
-  Parquet/CSV (an oracle for NB201 experiments: the accuracy objective without training).
+* :class:`TruthMeasure`: ``top1_error`` = 100 − the benchmark's test accuracy, and hardware
+  costs ``latency:<device>``/``energy:<device>`` as HW-NAS-Bench measured them, from truth
+  Parquet (an oracle for NB201 experiments: exact objectives without training or devices).
 * :class:`TrainedMeasure`: ``top1_error`` (held-out split), ``robustness`` (FlatNAS R(x, σ),
   the ``flatnas_r`` proxy) and optionally ``mce`` (CIFAR-10-C, :func:`proxybench.evaluation.evaluate_ood`)
   of a network trained by a weights provider (``train:asam,epochs=...``); GPU work.
@@ -45,6 +46,7 @@ __all__ = [
     "build_trained",
     "measure_ood",
     "read_truth_accuracy",
+    "read_truth_values",
 ]
 
 #: ``arch -> {quantity: value}`` or ``arch -> error message``.
@@ -303,58 +305,121 @@ class PredictorMeasure:
         return {a: failed[a] if a in failed else {self.name: self._cache[a]} for a in archs}
 
 
-def read_truth_accuracy(truth: str | Path | Sequence[str | Path], dataset: str = "cifar10",
-                        metric: str = "test_acc") -> dict[str, float]:
-    """``arch -> value`` of ``metric`` on ``dataset`` from truth Parquet files (or a results directory).
+def read_truth_values(truth: str | Path | Sequence[str | Path], dataset: str,
+                      metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``metric -> {arch -> value}`` on ``dataset`` from truth Parquet files (or results directories).
 
-    Where several rows exist for an architecture, the one with the most epochs is kept
-    (seed ``mean`` preferred).
+    One pass over the files for all ``metrics``. Where several rows exist for an architecture
+    and metric, the one with the most epochs is kept (seed ``mean`` preferred).
     """
     import pyarrow.parquet as pq
 
     from proxybench.store.views import check_view_files, resolve_parquet_files
 
     paths = [truth] if isinstance(truth, (str, Path)) else list(truth)
-    best: dict[str, tuple[tuple[int, int], float]] = {}
+    wanted = set(metrics)
+    best: dict[str, dict[str, tuple[tuple[int, int], float]]] = {m: {} for m in metrics}
     files = resolve_parquet_files(paths, "truth")
     check_view_files(files, "truth")  # a foreign file is a one-line error, not an Arrow traceback
     for path in files:
         table = pq.read_table(path, columns=["arch", "dataset", "metric", "value", "epochs", "seed"])
         for r in table.to_pylist():
-            if r["dataset"] != dataset or r["metric"] != metric:
+            if r["dataset"] != dataset or r["metric"] not in wanted:
                 continue
+            found = best[r["metric"]]
             rank = (int(r["epochs"] or 0), int(r["seed"] == "mean"))
-            if r["arch"] not in best or rank > best[r["arch"]][0]:
-                best[r["arch"]] = (rank, float(r["value"]))
-    return {arch: value for arch, (_, value) in best.items()}
+            if r["arch"] not in found or rank > found[r["arch"]][0]:
+                found[r["arch"]] = (rank, float(r["value"]))
+    return {m: {arch: value for arch, (_, value) in found.items()} for m, found in best.items()}
+
+
+def read_truth_accuracy(truth: str | Path | Sequence[str | Path], dataset: str = "cifar10",
+                        metric: str = "test_acc") -> dict[str, float]:
+    """``arch -> value`` of ``metric`` on ``dataset`` (:func:`read_truth_values` for one metric)."""
+    return read_truth_values(truth, dataset, [metric])[metric]
+
+
+def _truth_metrics_present(paths: Sequence[str], dataset: str) -> list[str]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from proxybench.store.views import resolve_parquet_files
+
+    present: set[str] = set()
+    for path in resolve_parquet_files(list(paths), "truth"):
+        table = pq.read_table(path, columns=["dataset", "metric"])
+        present.update(pc.unique(table.filter(pc.equal(table["dataset"], dataset))["metric"]).to_pylist())
+    return sorted(present)
 
 
 class TruthMeasure:
-    """``top1_error`` = 100 − the benchmark's accuracy (an oracle; see the module docstring).
+    """Quantities looked up in the benchmark's truth (an oracle; see the module docstring).
+
+    ``top1_error`` = 100 − the accuracy ``metric``; any other quantity is the truth metric of
+    the same name, as stored (``latency:<device>`` in ms, ``energy:<device>`` in mJ, imported
+    from HW-NAS-Bench's ``hw_<dataset>.csv``). An architecture without a value for one of the
+    asked quantities is a failed candidate, with a message naming the metric (HW-NAS-Bench
+    leaves ``edgetpu`` unmeasured for 4,699 cells).
 
     Args:
         truth: Truth Parquet file(s) or a results directory holding ``truth/*.parquet``
             (import a CSV first with :func:`proxybench.truth.import_truth`).
-        dataset: Truth dataset.
-        metric: Truth metric (``test_acc``; ``valid_acc`` for a search that must not see test data).
+        dataset: Truth dataset (the search's).
+        metric: Accuracy metric behind ``top1_error`` (``test_acc``; ``valid_acc`` for a
+            search that must not see test data).
+        quantities: What to provide (default ``("top1_error",)``).
+
+    Raises:
+        InvalidSettingError: The truth has no ``dataset`` row of a metric asked for (raised
+            here, before the search measures anything).
     """
 
-    quantities = ("top1_error",)
-
     def __init__(self, truth: str | Path | Sequence[str | Path], dataset: str = "cifar10",
-                 metric: str = "test_acc") -> None:
+                 metric: str = "test_acc", *, quantities: Sequence[str] = ("top1_error",)) -> None:
         self.truth = [str(truth)] if isinstance(truth, (str, Path)) else [str(t) for t in truth]
         self.dataset, self.metric = dataset, metric
-        self._acc = read_truth_accuracy(self.truth, dataset, metric)
-        if not self._acc:
-            raise InvalidSettingError(f"no {dataset}/{metric} rows in the truth files {self.truth}")
+        self.quantities = tuple(dict.fromkeys(quantities))
+        if not self.quantities:
+            raise InvalidSettingError("TruthMeasure needs at least one quantity, e.g. top1_error or latency:edgegpu")
+        #: quantity -> the truth metric it is read from
+        self.sources = {q: (metric if q == "top1_error" else q) for q in self.quantities}
+        self._values = read_truth_values(self.truth, dataset, list(dict.fromkeys(self.sources.values())))
+        for q, m in self.sources.items():
+            if not self._values[m]:
+                raise InvalidSettingError(self._missing_metric_message(q, m))
+
+    def _missing_metric_message(self, quantity: str, metric: str) -> str:
+        files = ", ".join(Path(t).name for t in self.truth)
+        present = _truth_metrics_present(self.truth, self.dataset)
+        shown = ", ".join(present[:8]) + (", ..." if len(present) > 8 else "") if present else "none"
+        if quantity == "top1_error":
+            fix = f"pass the benchmark's accuracies (--truth nats_bench_tss_200ep.csv) for {self.dataset}"
+        else:
+            fix = (f"pass the hardware table with --truth (HW-NAS-Bench: hw_{self.dataset}.csv) or choose a "
+                   "metric the truth has")
+        return (f"the truth ({files}) has no {self.dataset} values of {metric} for objective {quantity} "
+                f"(its {self.dataset} metrics: {shown}); {fix}")
 
     def measure(self, archs: Sequence[str]) -> Measured:
-        return {a: ({"top1_error": 100.0 - self._acc[a]} if a in self._acc else f"truth: no {self.dataset}/"
-                    f"{self.metric} row for {a}") for a in archs}
+        out: Measured = {}
+        for a in archs:
+            values: dict[str, float] = {}
+            for q, m in self.sources.items():
+                value = self._values[m].get(a)
+                if value is None:
+                    out[a] = (f"truth: no {self.dataset} {m} value for {a} (not in the benchmark's table: "
+                              "unmeasured there)")
+                    break
+                values[q] = 100.0 - value if q == "top1_error" else value
+            else:
+                out[a] = values
+        return out
 
     def describe(self) -> dict[str, Any]:
-        return {"measure": "truth", "truth": self.truth, "dataset": self.dataset, "metric": self.metric}
+        described = {"measure": "truth", "truth": self.truth, "dataset": self.dataset, "metric": self.metric}
+        if self.quantities != ("top1_error",):  # runs stored before hardware objectives existed still resume
+            described["quantities"] = list(self.quantities)
+        return described
 
 
 def build_trained(space: Any, arch: str, provider: Any, dataset: str, *, data_dir: str | Path | None = None,

@@ -19,7 +19,15 @@ any proxy           score, or −score when higher is better       the proxy   i
 ``mce``             mean corruption error in percent             mce         yes
 ``f_ar``            FlatNAS F_AR(top1_error, R; α, γ)            both        yes
 ``predictor:FILE``  −(accuracy a few-shot predictor predicts)    its own     no
+``latency:DEV``     the benchmark's latency on DEV, ms (truth)   its own     no
+``energy:DEV``      the benchmark's energy on DEV, mJ (truth)    its own     no
 ==================  ===========================================  ==========  ==========
+
+``latency:<device>`` and ``energy:<device>`` (kind ``truth``; any metric
+:func:`proxybench.truth.schema.metric_higher_is_better` calls a cost) are looked up, exactly,
+in the imported ground truth of the search's dataset (``--truth hw_cifar10.csv``, HW-NAS-Bench's
+devices ``edgegpu``, ``raspi4``, ``edgetpu``, ``pixel3``, ``eyeriss``, ``fpga``) by
+:class:`proxybench.search.measures.TruthMeasure`; they are cheap and minimised as stored.
 
 A ``predictor:FILE`` objective reads a predictor saved by ``proxybench combine
 --save-predictor`` (:mod:`proxybench.combine.predictor`); its measure
@@ -46,6 +54,7 @@ import numpy as np
 
 from proxybench.errors import InvalidSettingError
 from proxybench.search.objectives import f_ar, f_cp
+from proxybench.truth.schema import LOWER_IS_BETTER_PREFIXES
 
 __all__ = [
     "FLATNAS_COLUMNS",
@@ -78,7 +87,8 @@ class Objective:
 
     Attributes:
         name: As given (``obj_<name>``/``pred_<name>`` archive columns).
-        kind: ``cost``, ``proxy``, ``measured``, ``f_cp``, ``f_ar`` or ``predictor``.
+        kind: ``cost``, ``proxy``, ``measured``, ``f_cp``, ``f_ar``, ``predictor`` or ``truth``
+            (a hardware cost looked up in the benchmark's truth).
         quantities: The measured quantities it is computed from.
         expensive: Predicted by a surrogate in the inner loop.
         higher_is_better: For ``proxy``: the registry's orientation (the value is negated).
@@ -164,6 +174,12 @@ def resolve_objectives(
             obj = Objective(name, "f_ar", ("top1_error", "robustness"), True, settings={"alpha": alpha})
         elif name in MEASURED:
             obj = Objective(name, "measured", (name,), True)
+        elif name.startswith(LOWER_IS_BETTER_PREFIXES):
+            device = name.partition(":")[2].strip()
+            if not device or device != name.partition(":")[2]:
+                raise InvalidSettingError(f"objective '{name}' needs a device: {name.partition(':')[0]}:DEVICE, e.g. "
+                                          f"{name.partition(':')[0]}:edgegpu (HW-NAS-Bench, --truth hw_cifar10.csv)")
+            obj = Objective(name, "truth", (name,), False)
         elif name.startswith("predictor:"):
             if not name.partition(":")[2].strip():
                 raise InvalidSettingError("objective 'predictor:' needs a file: predictor:FILE, written by "

@@ -18,7 +18,17 @@ from one source) is an error, not a double-counted pair.
 **Orientation.** Each score row carries ``higher_is_better`` (from the proxy registry).
 Scores of lower-is-better proxies are negated before ranking, so every statistic reads
 "positive = the proxy ranks better architectures higher"; the ``orientation`` column says
-which proxies were negated. Truth metrics are accuracies: higher is better.
+which proxies were negated. The truth is oriented the same way, by
+:func:`proxybench.truth.schema.metric_higher_is_better`: accuracies (and robustness
+accuracies) are used as they are; costs — ``latency:<device>``, ``energy:<device>`` — are
+negated before ranking, so for them too "positive = the proxy ranks better (faster, cheaper)
+architectures higher", and top-k is the share of the *fastest* k % that the proxy places in
+its best k %. ``truth_orientation`` says which (``higher``, ``lower (negated)``, or
+``none`` for a metric with no better direction, e.g. ``arithmetic_intensity:<device>``:
+correlated as measured, top-k undefined — NaN, with a note). A proxy that favours big
+networks (``params``, ``flops``) therefore shows a *negative* ρ against latency: it ranks
+slow architectures higher. Negation is exact, so |ρ|, |τ| and |r| equal those of the raw
+values; only the sign and the top-k change.
 
 **Exclusions.** A pair is used only when the score row's status is ``ok`` and both numbers
 are finite; the others are counted in ``excluded`` (never turned into numbers). Statistics
@@ -40,6 +50,7 @@ import numpy as np
 from proxybench.errors import CorrelationError
 from proxybench.stats._sql import KENDALL_SQL, RANKS_SQL, TOPK_SQL
 from proxybench.stats.bootstrap import bootstrap_ci, group_rng
+from proxybench.truth.schema import metric_higher_is_better
 
 __all__ = [
     "CorrelationError",
@@ -50,6 +61,7 @@ __all__ = [
     "correlate_vectors",
     "create_joined_pairs",
     "parse_top_k",
+    "truth_orientation",
 ]
 
 #: Columns that always define a group: (output name, SQL expression over ``s``cores/``t``ruth).
@@ -127,6 +139,17 @@ def parse_top_k(text: str | Iterable[float] | None) -> tuple[float, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def truth_orientation(metric: str) -> str:
+    """How ``correlate`` orients truth ``metric``: ``higher``, ``lower (negated)`` or ``none``.
+
+    Example:
+        >>> truth_orientation("test_acc"), truth_orientation("latency:edgegpu")
+        ('higher', 'lower (negated)')
+    """
+    better = metric_higher_is_better(metric)
+    return "higher" if better else ("none" if better is None else "lower (negated)")
+
+
 def topk_column(k: float) -> str:
     """Output column of top-k overlap ``k`` (``top1``, ``top5``, ``top0.5``)."""
     return f"top{k:g}"
@@ -201,7 +224,9 @@ def create_joined_pairs(
     The join and the grouping :func:`correlate` uses (and :mod:`proxybench.stats.plots`
     reuses, so a scatter never mixes settings). Columns: the group columns
     (:data:`GROUP_COLUMNS`, then ``by``), ``arch``, ``x`` (the score, negated when
-    lower is better), ``y`` (the truth value) and ``usable`` (status ``ok`` and both finite).
+    lower is better), ``y`` (the truth value, negated when the metric is a cost, see
+    :func:`truth_orientation`), ``y_raw`` (the truth value as stored) and ``usable``
+    (status ``ok`` and both finite).
     The caller drops the table.
 
     Args:
@@ -224,6 +249,9 @@ def create_joined_pairs(
     _check_present(con, "metric", "truth", metrics)
 
     keys = list(GROUP_COLUMNS) + [(name, BY_COLUMNS[name]) for name in by]
+    # The truth's orientation comes from metric_higher_is_better (one definition), as a parameter.
+    present_metrics = [row[0] for row in con.execute("SELECT DISTINCT metric FROM truth").fetchall()]
+    negated = [m for m in present_metrics if truth_orientation(m) == "lower (negated)"]
     # Only names from GROUP_COLUMNS/BY_COLUMNS and the checked table name are formatted into the SQL;
     # values are parameters.
     con.execute(
@@ -232,7 +260,8 @@ def create_joined_pairs(
         SELECT {", ".join(f"{expr} AS {name}" for name, expr in keys)}, s.arch,
                -- oriented score; + 0.0 turns a negated 0 (-0.0) into 0.0, so it ties with 0
                (CASE WHEN s.higher_is_better THEN s.score ELSE -s.score END) + 0.0 AS x,
-               t.value + 0.0 AS y,
+               (CASE WHEN list_contains(?::VARCHAR[], t.metric) THEN -t.value ELSE t.value END) + 0.0 AS y,
+               t.value + 0.0 AS y_raw,
                coalesce(s.status = 'ok' AND isfinite(s.score) AND isfinite(t.value), false) AS usable
         FROM scores s
         JOIN truth t ON s.space = t.space AND s.arch = t.arch AND s.dataset = t.dataset
@@ -240,7 +269,7 @@ def create_joined_pairs(
           AND (? OR list_contains(?::VARCHAR[], t.metric))
           AND list_contains(?::VARCHAR[], s.proxy)
         """,
-        [datasets is None, datasets or [], metrics is None, metrics or [], proxy_names],
+        [negated, datasets is None, datasets or [], metrics is None, metrics or [], proxy_names],
     )
     return [name for name, _ in keys]
 
@@ -292,6 +321,8 @@ def _compute(
     for gid, group in groups.items():
         row: dict[str, Any] = {name: group[name] for name in key_names}
         row["orientation"] = "higher" if group["higher_is_better"] else "lower (negated)"
+        row["truth_orientation"] = truth_orientation(group["metric"])
+        unoriented = row["truth_orientation"] == "none"
         row["n"] = int(group["n_usable"])
         row["excluded"] = int(group["excluded"])
         found = stats.get(gid, {})
@@ -301,20 +332,25 @@ def _compute(
             row[name] = float(value) if value is not None and note is None else math.nan
         for k in ks:
             value = found.get(("top", k))
-            row[topk_column(k)] = float(value) if value is not None and row["n"] >= _MIN_PAIRS else math.nan
+            defined = value is not None and row["n"] >= _MIN_PAIRS and not unoriented
+            row[topk_column(k)] = float(value) if defined else math.nan
         if bootstrap:
             row.update(spearman_lo=math.nan, spearman_hi=math.nan, kendall_lo=math.nan, kendall_hi=math.nan)
+        if unoriented and ks:
+            note = "; ".join(filter(None, [note, f"{group['metric']} has no better direction: top-k undefined"]))
         row["note"] = note or ""
         row["_gid"] = gid
+        row["_defined"] = math.isfinite(row["spearman"])
         rows.append(row)
 
     if bootstrap:
         _add_intervals(con, rows, key_names, bootstrap, seed)
     for row in rows:
-        del row["_gid"]
+        del row["_gid"], row["_defined"]
     rows.sort(key=lambda r: tuple(str(r[c]).lower() for c in ("dataset", "metric", "proxy"))
               + tuple(str(r[c]) for c in key_names[3:]))
-    columns = (["proxy", "dataset", "metric", "orientation", "n", "excluded", "spearman", "kendall", "pearson"]
+    columns = (["proxy", "dataset", "metric", "orientation", "truth_orientation", "n", "excluded", "spearman",
+                "kendall", "pearson"]
                + [topk_column(k) for k in ks]
                + (["spearman_lo", "spearman_hi", "kendall_lo", "kendall_hi"] if bootstrap else [])
                + [name for name in key_names if name not in ("proxy", "dataset", "metric", "higher_is_better")]
@@ -362,7 +398,7 @@ def _add_intervals(
     bounds = np.searchsorted(gids, [row["_gid"] for row in rows]), np.searchsorted(
         gids, [row["_gid"] for row in rows], side="right")
     for row, lo, hi in zip(rows, *bounds):
-        if row["note"]:
+        if not row["_defined"]:
             continue
         key = tuple(row[name] for name in key_names)
         ci = bootstrap_ci(xs[lo:hi], ys[lo:hi], resamples, group_rng(seed, key))

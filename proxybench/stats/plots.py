@@ -23,7 +23,9 @@ tiny, on a linear axis.)
 
 **Orientation.** Scores are plotted as stored; for a lower-is-better proxy the x axis is
 reversed and labelled so ("score, lower is better →"), so in every panel better-ranked
-architectures are to the right and a positive ρ looks like an increasing cloud.
+architectures are to the right and a positive ρ looks like an increasing cloud. Truth is
+plotted as stored too; for a cost (``latency:*``, ``energy:*``, negated by ``correlate``) the
+y axis is reversed, so better architectures are at the top in every panel.
 
 Figures are built with :class:`matplotlib.figure.Figure` on an explicit Agg canvas (no
 pyplot, no display, no global backend change); sizes and dpi are fixed and the PNG carries
@@ -46,7 +48,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from proxybench.stats.correlation import GROUP_COLUMNS, CorrelationResult, create_joined_pairs
+from proxybench.stats.correlation import GROUP_COLUMNS, CorrelationResult, create_joined_pairs, truth_orientation
 
 __all__ = ["PlotGroup", "heatmap_figure", "iter_figures", "plot_correlations", "plot_groups", "scatter_figure",
            "x_scale"]
@@ -185,7 +187,11 @@ def scatter_figure(con: duckdb.DuckDBPyConnection, group: PlotGroup) -> Any:
         name = row["proxy"] + (f" [{str(row['settings_hash'])[:8]}]" if row["proxy"] in several else "")
         ax.set_title(f"{name}\n{_stats_text(row)}", fontsize=9)
         ax.tick_params(labelsize=7)
-        ax.set_ylabel(group.metric, fontsize=8)
+        if truth_orientation(group.metric) == "lower (negated)":
+            ax.invert_yaxis()  # better (faster, cheaper) up, as for accuracies
+            ax.set_ylabel(f"{group.metric}, lower is better ↑ (axis reversed)", fontsize=8)
+        else:
+            ax.set_ylabel(group.metric, fontsize=8)
         if x.size:
             scale, kwargs = x_scale(x)
             ax.set_xscale(scale, **kwargs)
@@ -273,7 +279,7 @@ def _points(con: duckdb.DuckDBPyConnection, group: PlotGroup) -> dict[tuple[Any,
     names = list(group.key)
     where = " AND ".join(f"{n} IS NOT DISTINCT FROM ?" for n in names)  # names from GROUP/BY_COLUMNS only
     arrays = con.execute(
-        f"SELECT proxy, higher_is_better, settings_hash, x, y FROM {_TABLE} WHERE usable AND {where} "
+        f"SELECT proxy, higher_is_better, settings_hash, x, y_raw AS y FROM {_TABLE} WHERE usable AND {where} "
         "ORDER BY proxy, higher_is_better, settings_hash, arch",
         [group.key[n] for n in names],
     ).fetchnumpy()

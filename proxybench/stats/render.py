@@ -32,6 +32,19 @@ ORIENTATION_NOTE = (
 )
 
 
+#: Appended to the Metric cell of truth that is not higher-is-better.
+_METRIC_MARK = {"lower (negated)": " (↓, negated)", "none": " (no direction)"}
+
+TRUTH_NEGATED_NOTE = (
+    "Metrics marked ↓ (latency, energy) are costs: they are negated before ranking too, so a positive "
+    "value means the proxy ranks faster/cheaper architectures higher, and Top-k% counts the fastest/cheapest k%."
+)
+TRUTH_UNORIENTED_NOTE = (
+    "Metrics marked 'no direction' are correlated as measured (positive: the proxy ranks larger values "
+    "higher); their Top-k% is undefined."
+)
+
+
 def render(result: CorrelationResult, fmt: str = "table") -> str:
     """``result`` as text in ``fmt`` (one of :data:`FORMATS`), ending with a newline.
 
@@ -118,7 +131,8 @@ def _paper(result: CorrelationResult, fmt: str) -> str:
     body: list[list[str]] = []
     notes: list[str] = []
     for i, r in enumerate(rows):
-        cells = [r["proxy"], r["dataset"], r["metric"], "higher" if r["higher_is_better"] else "lower",
+        metric = r["metric"] + _METRIC_MARK.get(r.get("truth_orientation", "higher"), "")
+        cells = [r["proxy"], r["dataset"], metric, "higher" if r["higher_is_better"] else "lower",
                  str(r["n"]), str(r["excluded"])]
         for c in stat_cols:
             text = _fmt(r[c])
@@ -141,6 +155,11 @@ def _paper(result: CorrelationResult, fmt: str) -> str:
                + (f" 95% bootstrap intervals from {result.bootstrap} resamples (seed {result.seed})."
                   if result.bootstrap else ""),
                ORIENTATION_NOTE]
+    marks = {r.get("truth_orientation", "higher") for r in rows}
+    if "lower (negated)" in marks:
+        caption.append(TRUTH_NEGATED_NOTE)
+    if "none" in marks:
+        caption.append(TRUTH_UNORIENTED_NOTE)
     if not show_settings and rows:
         caption.append(f"Scores: {next(iter(labels))}.")
     if not show_truth and rows:
@@ -161,6 +180,8 @@ def _best_cells(rows: list[dict[str, Any]], columns: list[str]) -> set[tuple[int
     """(row index, column) of the largest value per dataset/metric block (only blocks of 2+ rows)."""
     blocks: dict[tuple[Any, Any], list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
+        if r.get("truth_orientation") == "none":  # no better direction: no best cell either
+            continue
         blocks[(r["dataset"], r["metric"])].append(i)
     best = set()
     for members in blocks.values():
@@ -203,7 +224,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 def _tex(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text).replace("—", "--").replace("ρ", r"$\rho$").replace(
-        "τ", r"$\tau$")
+        "τ", r"$\tau$").replace("↓", r"$\downarrow$")
 
 
 def _latex(head: list[str], body: list[list[str]], caption: list[str], notes: list[str], numeric: set[int]) -> str:

@@ -43,6 +43,7 @@ CORRELATION_SCHEMA = pa.schema(
     [
         ("proxy", pa.string()), ("dataset", pa.string()), ("metric", pa.string()), ("space", pa.string()),
         ("higher_is_better", pa.bool_()), ("orientation", pa.string()),
+        ("truth_orientation", pa.string()),
         ("preset", pa.string()), ("weights", pa.string()), ("seed", pa.int64()), ("batch_size", pa.int64()),
         ("settings_hash", pa.string()), ("truth_epochs", pa.int64()), ("truth_seed", pa.string()),
         ("truth_source", pa.string()), ("n", pa.int64()), ("excluded", pa.int64()),
