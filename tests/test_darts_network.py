@@ -254,3 +254,18 @@ def test_every_zero_cost_proxy_scores_darts_architectures(tmp_path, data_dir):
     for arch, score in params:
         assert score == pytest.approx(_params(small.build(arch)) / 1e6)
     assert np.isfinite([r[1] for r in params]).all()
+
+
+def test_nsga2_search_runs_on_the_darts_encoding(tmp_path):
+    import duckdb
+
+    from proxybench.search import run_search
+
+    space = get_space("darts", channels=4, layers=5)
+    result = run_search(space, "params,flops", n_start=8, iterations=2, per_iteration=2, pop_size=8, generations=2,
+                        cv_folds=3, out=tmp_path, seed=0)
+    assert result.archive_size == 12 and result.failed == 0
+    archs = [r[0] for r in duckdb.connect().execute(
+        "SELECT arch FROM read_parquet(?)", [str(tmp_path / "archive" / "*.parquet")]).fetchall()]
+    assert len(archs) == 12 and all(space.decode(space.encode(a)) == a for a in archs)
+    assert len({space.uid(a) for a in archs}) == 12  # the search never evaluates one isomorphism class twice
