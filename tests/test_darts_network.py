@@ -83,6 +83,14 @@ def test_parameter_count_matches_the_derivation_for_random_genotypes(channels, l
         assert _params(net, auxiliary=True) == _expected_params(to_genotype(arch), channels, layers, classes, auxiliary)
 
 
+def test_smallest_and_largest_bound_the_parameter_count():
+    space = get_space("darts", channels=6, layers=5)
+    counts = [_params(space.build(a)) for a in space.sample(40, seed=4)]
+    low, high = _params(space.build(space.smallest())), _params(space.build(space.largest()))
+    assert low < min(counts) and max(counts) < high
+    assert not any("._ops." in name for name, _ in space.build(space.smallest()).named_parameters())
+
+
 def test_module_names_and_shapes_are_the_references():
     net = get_space("darts", preset="darts").build(DARTS_V2)
     shapes = {name: tuple(p.shape) for name, p in net.named_parameters()}

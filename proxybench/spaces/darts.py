@@ -539,6 +539,18 @@ class DartsSpace(SearchSpace):
         """``n`` distinct architectures (:func:`sample_archs`)."""
         return sample_archs(n, seed)
 
+    def smallest(self) -> str:
+        """Every op ``max_pool_3x3`` on inputs (0, 1): cells without parameters, so the network has
+        only the stem, the preprocessing convolutions and the classifier. Part of a search's
+        initial sample (the low end of a params/FLOPs objective)."""
+        cell = tuple((OPS[0], j) for _ in range(NUM_NODES) for j in (0, 1))
+        return format_arch(Genotype(cell, CONCAT, cell, CONCAT))
+
+    def largest(self) -> str:
+        """Every op ``sep_conv_5x5`` (the most parameters per op: 2(25C + C² + 2C)) on inputs (0, 1)."""
+        cell = tuple(("sep_conv_5x5", j) for _ in range(NUM_NODES) for j in (0, 1))
+        return format_arch(Genotype(cell, CONCAT, cell, CONCAT))
+
     def build(self, arch: Any, num_classes: int = 10, *, bn: str = "all", channels: int | None = None,
               layers: int | None = None, auxiliary: bool | None = None,
               cells_per_stage: int | None = None) -> nn.Module:
