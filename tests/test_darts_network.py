@@ -277,3 +277,23 @@ def test_nsga2_search_runs_on_the_darts_encoding(tmp_path):
         "SELECT arch FROM read_parquet(?)", [str(tmp_path / "archive" / "*.parquet")]).fetchall()]
     assert len(archs) == 12 and all(space.decode(space.encode(a)) == a for a in archs)
     assert len({space.uid(a) for a in archs}) == 12  # the search never evaluates one isomorphism class twice
+
+
+def test_ops_follow_the_reference_definitions():
+    from proxybench.spaces.darts_net import FactorizedReduce, make_op
+
+    ones = torch.ones(1, 2, 6, 6)
+    assert torch.equal(make_op("avg_pool_3x3", 2, 1)(ones), ones)  # count_include_pad=False: borders stay 1
+    assert torch.equal(make_op("max_pool_3x3", 2, 2)(-ones), -torch.ones(1, 2, 3, 3))  # padding never wins
+    dil = make_op("dil_conv_5x5", 2, 1).op
+    assert (dil[1].kernel_size, dil[1].dilation, dil[1].padding, dil[1].groups) == ((5, 5), (2, 2), (4, 4), 2)
+    sep = make_op("sep_conv_5x5", 2, 2).op
+    assert [(m.stride, m.padding, m.groups) for m in sep if isinstance(m, torch.nn.Conv2d)] == [
+        ((2, 2), (2, 2), 2), ((1, 1), (0, 0), 1), ((1, 1), (2, 2), 2), ((1, 1), (0, 0), 1)]
+    assert isinstance(make_op("skip_connect", 4, 1), torch.nn.Identity)
+    assert isinstance(make_op("skip_connect", 4, 2), FactorizedReduce)
+    fr = FactorizedReduce(1, 2, bn=False)
+    torch.nn.init.ones_(fr.conv_1.weight), torch.nn.init.ones_(fr.conv_2.weight)
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 1, 1] = 1.0  # seen only by conv_2, which reads the input shifted by one pixel
+    assert fr(x)[0, :, 0, 0].tolist() == [0.0, 1.0]
