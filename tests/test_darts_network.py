@@ -15,6 +15,19 @@ from proxybench.spaces.darts import DARTS_V1, DARTS_V2, Genotype, sample_archs, 
 from proxybench.spaces.darts_net import DartsNetwork
 
 
+# Printed as in the authors' genotypes.py (yuhuixu1993/PC-DARTS 283b086, chenxin061/pdarts b1575e1).
+PC_DARTS = ("Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), ('dil_conv_3x3', 1), "
+            "('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), ('dil_conv_3x3', 1)], "
+            "normal_concat=range(2, 6), reduce=[('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('sep_conv_5x5', 1), "
+            "('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), "
+            "('sep_conv_3x3', 2)], reduce_concat=range(2, 6))")
+P_DARTS = ("Genotype(normal=[('skip_connect', 0), ('dil_conv_3x3', 1), ('skip_connect', 0),('sep_conv_3x3', 1), "
+           "('sep_conv_3x3', 1), ('sep_conv_3x3', 3), ('sep_conv_3x3',0), ('dil_conv_5x5', 4)], "
+           "normal_concat=range(2, 6), reduce=[('avg_pool_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_3x3', 0), "
+           "('dil_conv_5x5', 2), ('max_pool_3x3', 0), ('dil_conv_3x3', 1), ('dil_conv_3x3', 1), "
+           "('dil_conv_5x5', 3)], reduce_concat=range(2, 6))")
+
+
 def _params(net: torch.nn.Module, auxiliary: bool = False) -> int:
     """What quark0/darts ``utils.count_parameters_in_MB`` counts (x 1e6): every parameter whose
     name does not contain 'auxiliary'; with ``auxiliary=True`` every parameter."""
@@ -71,6 +84,11 @@ def test_published_parameter_counts():
     # DARTS_V1 (first order): 3.17M by the reference code; the paper's Table 1 prints 3.3M for it
     # (the difference is exactly V2's six extra dil_conv_3x3 per stage: 6·(1692 + 5976 + 22320) = 179,928).
     assert _params(space.build(DARTS_V1)) == 3_169_414 == 3_349_342 - 179_928
+    # Later DARTS-space cells, trained with the same NetworkCIFAR: PC-DARTS 3.6M (Xu et al. 2020, Table 1),
+    # P-DARTS 3.4M (Chen et al. 2019, Table 1).
+    for genotype, exact, published in ((PC_DARTS, 3_634_678, 3.6), (P_DARTS, 3_433_798, 3.4)):
+        count = _params(space.build(genotype))
+        assert count == exact == _expected_params(to_genotype(genotype), 36, 20) and round(count / 1e6, 1) == published
     # NAS-Bench-301's training network (C=32, 8 cells), the space's default.
     assert _params(get_space("darts").build(DARTS_V2)) == 919_722 == _expected_params(DARTS_V2, 32, 8)
 
