@@ -12,7 +12,8 @@ import click
 
 from proxybench.errors import ProxybenchError
 
-__all__ = ["CONTEXT_SETTINGS", "library_errors", "data_dir_option", "seed_option", "space_options", "emit",
+__all__ = ["CONTEXT_SETTINGS", "library_errors", "data_dir_option", "seed_option", "space_options",
+           "space_option_flag", "emit",
            "parse_resolutions", "space_options_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,14 +72,20 @@ def _keep_space_options(ctx: click.Context, param: click.Parameter, values: tupl
     return values
 
 
+def space_option_flag(fn: F) -> F:
+    """``--space-option KEY=VALUE``: any space's options (e.g. darts ``channels=8``), read by
+    :func:`space_options_from`."""
+    return click.option("--space-option", "space_option", multiple=True, metavar="KEY=VALUE", expose_value=False,
+                        callback=_keep_space_options,
+                        help="An option of the search space, repeatable (see its docs), e.g. for darts "
+                        "--space-option channels=8 --space-option layers=5 (a small network for CPU runs) "
+                        "or --space-option preset=darts (C=36, 20 cells).")(fn)
+
+
 def space_options(fn: F) -> F:
-    """``--space-option KEY=VALUE`` (any space's options, e.g. darts ``channels=8``) and the
-    ``ofa`` space's ``--resolution``, ``--supernet-weights`` and ``--random-init``."""
-    fn = click.option("--space-option", "space_option", multiple=True, metavar="KEY=VALUE", expose_value=False,
-                      callback=_keep_space_options,
-                      help="An option of the search space, repeatable (see its docs), e.g. for darts "
-                      "--space-option channels=8 --space-option layers=5 (a small network for CPU runs) "
-                      "or --space-option preset=darts (C=36, 20 cells).")(fn)
+    """:func:`space_option_flag` and the ``ofa`` space's ``--resolution``, ``--supernet-weights``
+    and ``--random-init``."""
+    fn = space_option_flag(fn)
     fn = click.option("--random-init", is_flag=True, default=False,
                       help="OFA without supernet weights: continue with an untrained, randomly initialised "
                       "supernet (recorded in every row and in the run's metadata).")(fn)

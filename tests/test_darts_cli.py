@@ -35,3 +35,21 @@ def test_space_option_errors(tmp_path):
     assert result.exit_code == 2 and "'channels': write KEY=VALUE, e.g. channels=8" in result.output
     result = runner.invoke(cli, [*base, "--space", "ofa", "--space-option", "random_init=true", "--random-init"])
     assert result.exit_code == 2 and "space option 'random_init' is given twice" in result.output
+
+
+def test_a_search_pick_names_the_network_size_it_was_scored_at():
+    import shlex
+
+    from proxybench.search.loop import train_recipe
+    from proxybench.spaces import get_space
+    from proxybench_cli._options import space_options_from
+
+    space = get_space("darts", channels=4, layers=5)
+    recipe = train_recipe(space, space.smallest(), "cifar10")
+    args = shlex.split(recipe["command"])
+    assert args[:2] == ["proxybench", "evaluate"]
+    # The evaluate command parses the pick's flags back into the same space.
+    with cli.commands["evaluate"].make_context("evaluate", args[2:]) as ctx:
+        options = space_options_from(None, None, False)
+    assert ctx.params["arch"] == space.smallest()
+    assert get_space(ctx.params["space"], **options).settings() == space.settings()

@@ -539,6 +539,22 @@ class DartsSpace(SearchSpace):
         """``n`` distinct architectures (:func:`sample_archs`)."""
         return sample_archs(n, seed)
 
+    def train_recipe(self, arch: Any, dataset: str) -> dict[str, Any]:
+        """How a search's pick is trained (:func:`proxybench.search.loop.train_recipe` asks the space).
+
+        FlatNAS's fine-tuning recipe, as for other spaces without a benchmark protocol: proxybench's
+        trainer has no cutout, drop-path or auxiliary loss, so NAS-Bench-301's protocol is not
+        offered. The command carries ``--space-option`` flags for this instance's network size, so
+        ``proxybench evaluate`` rebuilds the network the search scored.
+        """
+        spec = "train:asam,rho=2,epochs=100,batch_size=128,lr=0.1,momentum=0.9,weight_decay=0.0005,schedule=cosine"
+        flags = "".join(f" --space-option {key}={json.dumps(value)}" for key, value in self.settings().items())
+        return {"dataset": dataset, "weights": spec,
+                "note": "FlatNAS's fine-tuning (adaptive SAM, rho 2, over SGD lr 0.1, momentum 0.9, batch 128, wd "
+                        "5e-4); NAS-Bench-301's protocol (cutout, drop-path, auxiliary loss) is not reproduced",
+                "command": f"proxybench evaluate --space darts --arch '{self.parse(arch)}' --dataset {dataset} "
+                           f"--weights '{spec}'{flags}"}
+
     def smallest(self) -> str:
         """Every op ``max_pool_3x3`` on inputs (0, 1): cells without parameters, so the network has
         only the stem, the preprocessing convolutions and the classifier. Part of a search's
