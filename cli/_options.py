@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ import click
 from proxybench.errors import ProxybenchError
 
 __all__ = ["CONTEXT_SETTINGS", "LazyChoice", "LazyHelpOption", "library_errors", "data_dir_option", "seed_option",
-           "space_options", "emit", "parse_resolutions", "space_options_from"]
+           "space_options", "space_option_flag", "emit", "parse_resolutions", "space_options_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,8 +85,42 @@ def seed_option(fn: F) -> F:
     return click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the preset's).")(fn)
 
 
+_SPACE_OPTION_KEY = "proxybench.space_option"
+
+
+def _keep_space_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Parse ``--space-option KEY=VALUE`` into ``ctx.meta`` (VALUE read as JSON when it is JSON, else text).
+
+    Kept out of the commands' signatures (``expose_value=False``), so any command that takes the
+    shared space flags takes this one too and :func:`space_options_from` passes it on.
+    """
+    parsed: dict[str, Any] = {}
+    for text in values:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{text!r}: write KEY=VALUE, e.g. channels=8", param_hint="--space-option")
+        try:
+            parsed[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = raw
+    ctx.meta[_SPACE_OPTION_KEY] = parsed
+    return values
+
+
+def space_option_flag(fn: F) -> F:
+    """``--space-option KEY=VALUE``: any space's options (e.g. darts ``channels=8``), read by
+    :func:`space_options_from`."""
+    return click.option("--space-option", "space_option", multiple=True, metavar="KEY=VALUE", expose_value=False,
+                        callback=_keep_space_options,
+                        help="An option of the search space, repeatable (see its docs), e.g. for darts "
+                        "--space-option channels=8 --space-option layers=5 (a small network for CPU runs) "
+                        "or --space-option preset=darts (C=36, 20 cells).")(fn)
+
+
 def space_options(fn: F) -> F:
-    """``--resolution``, ``--supernet-weights`` and ``--random-init`` (options of the ``ofa`` space)."""
+    """:func:`space_option_flag` and the ``ofa`` space's ``--resolution``, ``--supernet-weights``
+    and ``--random-init``."""
+    fn = space_option_flag(fn)
     fn = click.option("--random-init", is_flag=True, default=False,
                       help="OFA without supernet weights: continue with an untrained, randomly initialised "
                       "supernet (recorded in every row and in the run's metadata).")(fn)
@@ -112,8 +147,18 @@ def parse_resolutions(text: str) -> list[int]:
 
 
 def space_options_from(resolution: str | None, supernet_weights: str | None, random_init: bool) -> dict[str, Any]:
-    """The ``space_options`` of the library's calls for the flags of :func:`space_options` (unset ones left out)."""
-    options: dict[str, Any] = {}
+    """The ``space_options`` of the library's calls for the flags of :func:`space_options` (unset ones left out).
+
+    Raises:
+        click.UsageError: An option given both as ``--space-option`` and as its own flag.
+    """
+    ctx = click.get_current_context(silent=True)
+    options: dict[str, Any] = dict(ctx.meta.get(_SPACE_OPTION_KEY, {})) if ctx is not None else {}
+    flags = {"resolutions": resolution is not None, "supernet_weights": supernet_weights is not None,
+             "random_init": random_init}
+    twice = sorted(k for k, given in flags.items() if given and k in options)
+    if twice:
+        raise click.UsageError(f"space option {twice[0]!r} is given twice: as --space-option and as its own flag")
     if resolution is not None:
         options["resolutions"] = parse_resolutions(resolution)
     if supernet_weights is not None:

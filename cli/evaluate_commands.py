@@ -13,6 +13,7 @@ from proxybench_cli._options import (
     data_dir_option,
     emit,
     library_errors,
+    space_option_flag,
     space_options_from,
 )
 
@@ -40,6 +41,7 @@ _UNTRAINED = (
 @click.option("--supernet-weights", default=None, metavar="PATH|zoo",
               help="OFA: the supernet the subnet's weights come from (see proxybench search --help).")
 @click.option("--random-init", is_flag=True, default=False, help="OFA: allow an untrained, random supernet.")
+@space_option_flag
 @click.option("--corruptions", default="all", show_default=True,
               help="Comma list of corruptions and/or groups (noise, blur, weather, digital), or 'all'.")
 @click.option("--severities", default="1,2,3,4,5", show_default=True, help="Comma list of severities (1..5).")
