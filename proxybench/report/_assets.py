@@ -46,7 +46,8 @@ svg text { font: 10px system-ui, "DejaVu Sans", sans-serif; fill: #333; }
 svg text.label { font-size: 11px; fill: #222; }
 svg rect.bg { fill: #fbfcfd; stroke: #b8c0c8; stroke-width: 0.8; }
 svg path.grid { stroke: #e6eaee; stroke-width: 0.8; }
-svg path.pts { fill: none; stroke: #1f5fa8; stroke-opacity: 0.45; stroke-width: 2.2; stroke-linecap: square; }
+svg path.pts { fill: none; stroke: #1f5fa8; stroke-opacity: 0.45; stroke-width: 4.4; stroke-linecap: square; }
+/* (points are drawn at half scale: 4.4 here is 2.2 px on screen) */
 svg path.front { fill: none; stroke: #111; stroke-width: 1.4; }
 svg circle.hl { fill: none; stroke: #d1495b; stroke-width: 2; pointer-events: none; }
 svg .pick { fill: #d1495b; stroke: #222; stroke-width: 0.6; }

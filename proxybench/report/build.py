@@ -45,7 +45,7 @@ import numpy as np
 
 from proxybench.errors import StoreError
 from proxybench.report._assets import CSS, SCRIPT
-from proxybench.report.svg import HEIGHT, WIDTH, Axis, Frame, decimate_path, fmt_number, line_chart
+from proxybench.report.svg import HEIGHT, WIDTH, Axis, Frame, fmt_number, line_chart, points_group
 
 __all__ = ["ReportSummary", "build_report", "write_report"]
 
@@ -237,7 +237,8 @@ def _provenance(out: Path, status: Any) -> str:
     if status.journal_rows:
         parts.append(f'<p class="warn">{status.journal_rows} rows are still in journals (a live or killed run).</p>')
     records = _run_records(out)
-    devices = _run_devices(out) if status.coverage else {}
+    stored = _stored(out) if status.coverage else None
+    devices = _run_devices(stored) if stored is not None else {}
     run_rows, attrs = [], []
     for run in status.runs:
         info = records.get(run.run_id, {})
@@ -272,8 +273,8 @@ def _provenance(out: Path, status: Any) -> str:
         hours = sum(c.compute_seconds for c in status.coverage) / 3600
         parts.append(f'<p class="meta" id="compute-hours" data-v="{hours!r}">Compute: {hours:.2f} worker hours over the '
                      "computed rows (a pass shared by several proxies counts for the first proxy that ran it).</p>")
-        parts.append("<h3>Scoring settings</h3>" + _settings_table(out))
-        parts.append("<h3>Rows that are not ok</h3>" + _failures(out))
+        parts.append("<h3>Scoring settings</h3>" + _settings_table(stored))
+        parts.append("<h3>Rows that are not ok</h3>" + _failures(stored))
     else:
         parts.append('<p class="meta">No scores yet.</p>')
     return "".join(parts)
@@ -298,21 +299,30 @@ def _settings_text(info: dict[str, Any]) -> str:
 
 
 def _stored(out: Path) -> Any:
-    """The rows ``proxybench status`` counts (one per resume key): its own relation, not a copy of its SQL."""
+    """The rows ``proxybench status`` counts (one per resume key; its own relation, not a copy of its SQL),
+    the columns the provenance tables need, read once into memory for the three queries below."""
+    import duckdb
+
     from proxybench.store.status import _all_rows, _stored_rows
 
-    return _all_rows(_stored_rows(out))
+    table = _all_rows(_stored_rows(out)).select(
+        "run_id, device, preset, weights, seed, batch_size, dtype, proxybench_version, torch_version, proxy, "
+        "settings_hash, status, error, arch").arrow()
+    table = table.read_all() if hasattr(table, "read_all") else table  # a RecordBatchReader in newer DuckDB
+    con = duckdb.connect()
+    con.register("pb_report_stored", table)
+    return con.table("pb_report_stored")
 
 
-def _run_devices(out: Path) -> dict[str, list[str]]:
+def _run_devices(stored: Any) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for run_id, device in _stored(out).query("r", "SELECT DISTINCT run_id, device FROM r ORDER BY ALL").fetchall():
+    for run_id, device in stored.query("r", "SELECT DISTINCT run_id, device FROM r ORDER BY ALL").fetchall():
         found.setdefault(run_id, []).append(device)
     return found
 
 
-def _settings_table(out: Path) -> str:
-    rows = _stored(out).query("r", """
+def _settings_table(stored: Any) -> str:
+    rows = stored.query("r", """
         SELECT preset, weights, seed, batch_size, device, dtype, proxybench_version, torch_version,
                string_agg(DISTINCT proxy, ', ' ORDER BY proxy), count(*), min(settings_hash)
         FROM r GROUP BY preset, weights, seed, batch_size, device, dtype, proxybench_version, torch_version
@@ -322,8 +332,8 @@ def _settings_table(out: Path) -> str:
                   body, numeric=(9,))
 
 
-def _failures(out: Path) -> str:
-    rows = _stored(out).query("r", """
+def _failures(stored: Any) -> str:
+    rows = stored.query("r", """
         SELECT status, coalesce(error, '') AS message, count(*) AS n,
                string_agg(DISTINCT proxy, ', ' ORDER BY proxy), min(arch)
         FROM r WHERE status <> 'ok' GROUP BY status, message ORDER BY status, n DESC, message""").fetchall()
@@ -510,8 +520,7 @@ def _scatter(page: _Page, row: dict[str, Any], name: str, archs: list[str], raw:
     page.points += len(archs)
     stats = (f"ρ = {_num(row['spearman'])[0]} · τ = {_num(row['kendall'])[0]} · n = {row['n']:,}"
              + (f" · {row['excluded']:,} excluded" if row["excluded"] else ""))
-    svg = (frame.open() + f'<path class="pts" d="{decimate_path(px, py)}"/><circle class="hl" r="4" '
-           f'visibility="hidden"/>' + frame.close())
+    svg = frame.open() + points_group(px, py) + '<circle class="hl" r="4" visibility="hidden"/>' + frame.close()
     return (f'<figure class="panel scatter" data-h="{index}" data-proxy="{escape(row["proxy"])}" '
             f'data-dataset="{escape(row["dataset"])}" data-metric="{escape(row["metric"])}" '
             f'data-settings="{escape(str(row["settings_hash"]))}" data-scale="{kind}" data-n="{len(archs)}">'
@@ -619,7 +628,7 @@ def _archive(page: _Page, run: Path) -> None:
                            "un": names[i], "wn": names[j],
                            "l": [f"candidate {r['candidate']} · iteration {r['iteration']}"
                                  + (f" · {r['arch_label']}" if r["selected"] else "") for r in ok]})
-        svg = (frame.open() + f'<path class="pts" style="stroke:#00798c;stroke-width:4" d="{decimate_path(px, py)}"/>'
+        svg = (frame.open() + points_group(px, py, ' style="stroke:#00798c;stroke-width:8;stroke-opacity:.7"') +
                f'<path class="front" d="{step}"/>{stars}<circle class="hl" r="5" visibility="hidden"/>' + frame.close())
         figures.append(f'<figure class="panel archive" data-h="{index}" data-run="{escape(run_id)}" '
                        f'data-front="{",".join(str(int(ok[k]["candidate"])) for k in front)}" '

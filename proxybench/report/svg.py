@@ -31,7 +31,7 @@ from html import escape
 
 import numpy as np
 
-__all__ = ["Axis", "Frame", "decimate_path", "fmt_number", "line_chart"]
+__all__ = ["Axis", "Frame", "decimate_path", "fmt_number", "line_chart", "points_group"]
 
 #: Plot area of one scatter panel, in px (the SVG adds the margins).
 WIDTH, HEIGHT = 300, 210
@@ -136,15 +136,25 @@ class Axis:
 
 
 def decimate_path(px: np.ndarray, py: np.ndarray) -> str:
-    """One path of zero-length segments (``M x y h0``), coordinates rounded to 0.5 px, each pixel once."""
+    """One path of zero-length segments (``M x y h0``) in *half pixels*, each half pixel once.
+
+    Coordinates are doubled and rounded to integers (draw the path inside
+    ``<g transform="scale(0.5)">``, see :func:`points_group`): integers format fast and
+    short, and 0.5 px is finer than the eye can tell on a 300 px panel.
+    """
     if px.size == 0:
         return ""
-    key = np.unique(np.stack([np.round(px * 2).astype(np.int64), np.round(py * 2).astype(np.int64)], axis=1), axis=0)
-    return "".join(f"M{_half(x)} {_half(y)}h0" for x, y in key.tolist())
+    x = np.round(np.asarray(px) * 2).astype(np.int64)
+    y = np.round(np.asarray(py) * 2).astype(np.int64)
+    keys = np.unique((x - x.min()) * (int(y.max() - y.min()) + 1) + (y - y.min()))
+    span = int(y.max() - y.min()) + 1
+    xs, ys = (keys // span + x.min()).tolist(), (keys % span + y.min()).tolist()
+    return "".join([f"M{a} {b}h0" for a, b in zip(xs, ys)])
 
 
-def _half(doubled: int) -> str:
-    return str(doubled // 2) if doubled % 2 == 0 else f"{doubled / 2:.1f}"
+def points_group(px: np.ndarray, py: np.ndarray, style: str = "") -> str:
+    """The points of a scatter as one ``<path>`` (:func:`decimate_path`) in a half-scale group."""
+    return f'<g transform="scale(0.5)"><path class="pts"{style} d="{decimate_path(px, py)}"/></g>'
 
 
 @dataclass
