@@ -324,11 +324,14 @@ def test_the_page_runs_in_headless_chromium_and_looks_like_something(report, tmp
     page = Page(dom.stdout)
     assert page.find("body", data_ready="1"), "the inline script did not run to its end"
     data = Page(report.read_text()).data()
-    hovered = [e for e in page.elements if "data-selftest" in e["attrs"]]
+    hovered = [e for e in page.find("figure") if "data-selftest" in e["attrs"]]
     assert len(hovered) == 4  # three scatters and the archive panel
     for figure in hovered:
         arch, _, _ = figure["attrs"]["data-selftest"].split(" | ")
         assert arch in data["archs"]
+
+    tables = [e for e in page.find("table") if "sortable" in e["attrs"].get("class", "")]
+    assert tables and {t["attrs"].get("data-selftest") for t in tables} == {"sorted"}
 
     png = tmp_path / "page.png"
     shot = _headless(browser, tmp_path / "profile", f"--screenshot={png}", "--window-size=1280,2000",

@@ -10,8 +10,9 @@ there and readable (tables in a useful default order, SVG figures static):
   points in a grid of 8 px buckets; then each mouse move looks at the 3×3 buckets around the
   cursor only, so 15,625 points cost nothing noticeable;
 * **self-test**: opened with ``#selftest``, it hovers the first point of every figure
-  programmatically and writes what the tooltip would show into ``data-selftest`` (a headless
-  browser's ``--dump-dom`` then proves the hover path works), and marks
+  programmatically and writes what the tooltip would show into ``data-selftest``, clicks the
+  first numeric header of every sortable table and writes ``sorted``/``unsorted`` into its
+  ``data-selftest`` (a headless browser's ``--dump-dom`` then proves both paths work), and marks
   ``<body data-ready="1">`` when the script has run to its end.
 """
 
@@ -41,7 +42,8 @@ td code, .arch { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-
 details { margin: 4px 0; } summary { cursor: pointer; color: var(--accent); }
 .grid { display: flex; flex-wrap: wrap; gap: 10px; }
 figure.panel { margin: 0; border: 1px solid var(--line); border-radius: 4px; padding: 4px; background: #fff; }
-figure.panel figcaption { padding: 0 4px 2px; max-width: 430px; }
+figure.panel figcaption { padding: 0 4px 2px; max-width: 364px; }
+figure.panel.wide figcaption { max-width: 424px; }
 svg text { font: 10px system-ui, "DejaVu Sans", sans-serif; fill: #333; }
 svg text.label { font-size: 11px; fill: #222; }
 svg rect.bg { fill: #fbfcfd; stroke: #b8c0c8; stroke-width: 0.8; }
@@ -146,6 +148,18 @@ SCRIPT = r"""
       for (var i = 0; i < e.x.length; i++) if (e.x[i] !== null) { first = i; break; }
       var i2 = first < 0 ? -1 : nearest(e, e.x[first] + 1, e.y[first] + 1);
       fig.setAttribute("data-selftest", i2 < 0 ? "none" : DATA.archs[e.a[i2]] + " | " + e.u[i2] + " | " + e.w[i2]);
+    });
+  }
+  if (location.hash === "#selftest") {
+    document.querySelectorAll("table.sortable").forEach(function (table) {
+      var th = table.tHead.rows[0].querySelector("th.num");
+      if (!th) return;
+      var k = Array.prototype.indexOf.call(th.parentNode.cells, th);
+      th.click();
+      var values = Array.prototype.map.call(table.tBodies[0].rows, function (r) { return cellValue(r, k); })
+        .filter(function (v) { return typeof v === "number"; });
+      var sorted = values.every(function (v, i) { return i === 0 || values[i - 1] <= v; });
+      table.setAttribute("data-selftest", sorted ? "sorted" : "unsorted");
     });
   }
   document.body.setAttribute("data-ready", "1");

@@ -128,11 +128,21 @@ class Axis:
         step = min((m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw), default=power * 10)
         start = math.ceil(lo / step) * step if hi > lo else lo
         values = [start + k * step for k in range(12) if start + k * step <= hi + 1e-9 * span] if hi > lo else [lo]
-        return [(v, fmt_number(round(v, 12), 3)) for v in values]
+        return [(v, _tick_label(v, step)) for v in values]
 
     def _inside(self, v: float) -> bool:
         t = float(self.transform(np.array([v]))[0])
         return self._tlo <= t <= self._thi
+
+
+def _tick_label(value: float, step: float) -> str:
+    """``800``, ``1000``, ``0.25``, ``-0.2``; scientific beyond 1e6 or below 1e-3."""
+    value = round(value / step) * step if step else value
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e6:
+        return f"{round(value, 10):g}"
+    return fmt_number(value, 3)
 
 
 def decimate_path(px: np.ndarray, py: np.ndarray) -> str:
