@@ -343,3 +343,40 @@ def test_the_page_runs_in_headless_chromium_and_looks_like_something(report, tmp
         assert colours is None or len(colours) > 50  # not blank: text, tables and figures
     if os.environ.get("PROXYBENCH_REPORT_SCREENSHOT"):
         shutil.copy(png, os.environ["PROXYBENCH_REPORT_SCREENSHOT"])
+
+
+def test_symlog_axes_every_metric_and_a_proxy_without_usable_pairs(tmp_path):
+    """Scores of both signs spanning decades get a symlog axis; --scatter-metric all draws each metric; a proxy
+    whose rows all failed still gets its (empty) panel and its table row with the note."""
+    out = tmp_path / "results"
+    rng = np.random.default_rng(1)
+    acc = rng.uniform(50, 90, 30)
+    wide = np.sign(rng.normal(size=30)) * 10 ** rng.uniform(-4, 4, 30)
+    broken = score_rows("grasp", [math.nan] * 30, statuses={i: "error" for i in range(30)})
+    write(out / "scores" / "p.parquet", score_rows("plain", wide) + broken, SCORES_SCHEMA)
+    write(out / "truth" / "t.parquet", truth_rows(acc) + truth_rows(acc - 1, metric="valid_acc"), TRUTH_SCHEMA)
+    page = Page(build_report(out, scatter_metric="all", top_k=()))
+    figures = page.find("figure", **{"class": "panel scatter"})
+    assert sorted((f["attrs"]["data-proxy"], f["attrs"]["data-metric"]) for f in figures) == [
+        ("grasp", "test_acc"), ("grasp", "valid_acc"), ("plain", "test_acc"), ("plain", "valid_acc")]
+    assert {f["attrs"]["data-scale"] for f in figures if f["attrs"]["data-proxy"] == "plain"} == {"symlog"}
+    assert x_scale(wide)[0] == "symlog"
+    assert {f["attrs"]["data-n"] for f in figures if f["attrs"]["data-proxy"] == "grasp"} == {"0"}
+    row = [r for r in page.find("tr", data_proxy="grasp") if "data-settings" in r["attrs"]][0]  # a correlation row
+    assert "only 0 usable pair" in cells(row)[-1]["text"]
+
+
+def test_axis_ticks_and_the_compact_point_path():
+    from proxybench.report.svg import Axis, decimate_path
+
+    log = Axis.for_values(np.array([1e15, 1e35]), 300, "log")
+    labels = [label for _, label in log.ticks()]
+    assert labels[0] == "1e15" and labels[-1] == "1e35" and len(labels) <= 7
+    assert [label for _, label in Axis.for_values(np.array([450.0, 1010.0]), 300).ticks()] == ["600", "800", "1000"]
+    reverse = Axis.for_values(np.array([1.0, 2.0]), 100, reverse=True)
+    assert reverse(np.array([1.0]))[0] > reverse(np.array([2.0]))[0]  # lower-is-better: better to the right
+    symlog = Axis.for_values(np.array([-1e4, 1e4]), 300, "symlog", linthresh=1.0)
+    positions = symlog(np.array([-1e4, -10, -1, 0, 1, 10, 1e4]))
+    assert np.all(np.diff(positions) > 0)
+    # each half pixel once: four points, two of which share a half pixel
+    assert decimate_path(np.array([1.0, 1.1, 5.0, 7.26]), np.array([2.0, 2.1, 3.0, 4.0])) == "M2 4h0M10 6h0M15 8h0"
