@@ -341,8 +341,10 @@ def test_the_page_runs_in_headless_chromium_and_looks_like_something(report, tmp
         assert image.size == (1280, 2000)
         colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
         assert colours is None or len(colours) > 50  # not blank: text, tables and figures
-    if os.environ.get("PROXYBENCH_REPORT_SCREENSHOT"):
-        shutil.copy(png, os.environ["PROXYBENCH_REPORT_SCREENSHOT"])
+    if os.environ.get("PROXYBENCH_REPORT_SCREENSHOT"):  # to look at: the PNG and the page beside it
+        target = Path(os.environ["PROXYBENCH_REPORT_SCREENSHOT"])
+        shutil.copy(png, target)
+        shutil.copy(report, target.with_suffix(".html"))
 
 
 def test_symlog_axes_every_metric_and_a_proxy_without_usable_pairs(tmp_path):

@@ -65,6 +65,7 @@ class Axis:
     pixels: float
     reverse: bool = False
     linthresh: float = 1.0
+    fixed: tuple[float, ...] = ()  # tick at exactly these values (e.g. the n of a learning curve)
     _tlo: float = field(init=False)
     _thi: float = field(init=False)
 
@@ -105,9 +106,14 @@ class Axis:
 
     def ticks(self) -> list[tuple[float, str]]:
         """(value, label) of the tick marks inside the axis range."""
+        if self.fixed:
+            return [(v, _tick_label(v, 0)) for v in self.fixed]
         lo, hi = self.lo, self.hi
         if self.scale == "log":
             first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+            if last - first <= 2:  # a decade or two (e.g. n = 10..1000): 1-2-5 ticks, plain numbers
+                values = [m * 10.0 ** e for e in range(first, last + 1) for m in (1, 2, 5)]
+                return [(v, _tick_label(v, 0)) for v in values if self._inside(v)]
             step = max(1, math.ceil((last - first) / 6))
             return [(10.0 ** e, f"1e{e}") for e in range(first, last + 1, step)
                     if self._inside(10.0 ** e)]
@@ -225,8 +231,11 @@ def line_chart(series: Sequence[dict], xlabel: str, ylabel: str, title: str, log
     xs = np.array([v for s in series for v in s["x"]], dtype=float)
     ys = np.array([v for s in series for v in list(s["y"]) + list(s.get("lo") or []) + list(s.get("hi") or [])],
                   dtype=float)
-    frame = Frame(Axis.for_values(xs, WIDTH + 60, "log" if log_x and xs.size and xs.min() > 0 else "linear"),
-                  Axis.for_values(ys, HEIGHT), xlabel, ylabel, title, width=WIDTH + 60)
+    x_axis = Axis.for_values(xs, WIDTH + 60, "log" if log_x and xs.size and xs.min() > 0 else "linear")
+    distinct = sorted(set(xs[np.isfinite(xs)].tolist()))
+    if 0 < len(distinct) <= 10:
+        x_axis.fixed = tuple(distinct)
+    frame = Frame(x_axis, Axis.for_values(ys, HEIGHT), xlabel, ylabel, title, width=WIDTH + 60)
     parts = [frame.open(' class="chart"')]
     for s in series:
         colour = PALETTE[s.get("colour", 0) % len(PALETTE)]
