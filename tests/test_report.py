@@ -329,6 +329,9 @@ def test_the_page_runs_in_headless_chromium_and_looks_like_something(report, tmp
     for figure in hovered:
         arch, _, _ = figure["attrs"]["data-selftest"].split(" | ")
         assert arch in data["archs"]
+        # a mousemove event at a point's screen position shows a tooltip with an architecture and the values
+        tip = figure["attrs"]["data-selftest-tip"]
+        assert tip != "hidden" and any(tip.startswith(a) for a in data["archs"]) and ":" in tip
 
     tables = [e for e in page.find("table") if "sortable" in e["attrs"].get("class", "")]
     assert tables and {t["attrs"].get("data-selftest") for t in tables} == {"sorted"}

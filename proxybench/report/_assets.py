@@ -148,6 +148,14 @@ SCRIPT = r"""
       for (var i = 0; i < e.x.length; i++) if (e.x[i] !== null) { first = i; break; }
       var i2 = first < 0 ? -1 : nearest(e, e.x[first] + 1, e.y[first] + 1);
       fig.setAttribute("data-selftest", i2 < 0 ? "none" : DATA.archs[e.a[i2]] + " | " + e.u[i2] + " | " + e.w[i2]);
+      if (first < 0) return;
+      // the whole mouse path: a real mousemove event at the point's screen position
+      var svg = fig.querySelector("svg"), g = svg.querySelector("g"), p = svg.createSVGPoint();
+      p.x = e.x[first]; p.y = e.y[first];
+      var q = p.matrixTransform(g.getScreenCTM());
+      svg.dispatchEvent(new MouseEvent("mousemove", {clientX: q.x, clientY: q.y, bubbles: true}));
+      fig.setAttribute("data-selftest-tip", tip.style.display === "block" ? tip.textContent : "hidden");
+      svg.dispatchEvent(new MouseEvent("mouseleave", {}));
     });
   }
   if (location.hash === "#selftest") {
