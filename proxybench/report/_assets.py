@@ -116,11 +116,16 @@ SCRIPT = r"""
     }
     return best;
   }
+  function num(v) {
+    if (v === null || v === undefined) return "\u2014";
+    var a = Math.abs(v);
+    return (a >= 1e5 || (a > 0 && a < 1e-3)) ? v.toExponential(4) : String(+v.toPrecision(6));
+  }
   function describe(e, i) {
     var lines = ['<div class="arch">' + esc(DATA.archs[e.a[i]]) + "</div>"];
     if (e.l) lines.push(esc(e.l[i]));
-    lines.push(esc(e.un) + ": " + esc(e.u[i]));
-    lines.push(esc(e.wn) + ": " + esc(e.w[i]));
+    lines.push(esc(e.un) + ": " + num(e.u[i]));
+    lines.push(esc(e.wn) + ": " + num(e.w[i]));
     return lines.join("<br>");
   }
   function plotPoint(fig, ev) {
@@ -144,7 +149,8 @@ SCRIPT = r"""
   });
   if (location.hash === "#selftest") {
     document.querySelectorAll("figure[data-h]").forEach(function (fig) {
-      var e = entry(fig), first = -1;
+      var t0 = performance.now(), e = entry(fig), first = -1;
+      fig.setAttribute("data-selftest-index-ms", (performance.now() - t0).toFixed(1));
       for (var i = 0; i < e.x.length; i++) if (e.x[i] !== null) { first = i; break; }
       var i2 = first < 0 ? -1 : nearest(e, e.x[first] + 1, e.y[first] + 1);
       fig.setAttribute("data-selftest", i2 < 0 ? "none" : DATA.archs[e.a[i2]] + " | " + e.u[i2] + " | " + e.w[i2]);
@@ -153,7 +159,9 @@ SCRIPT = r"""
       var svg = fig.querySelector("svg"), g = svg.querySelector("g"), p = svg.createSVGPoint();
       p.x = e.x[first]; p.y = e.y[first];
       var q = p.matrixTransform(g.getScreenCTM());
+      var t1 = performance.now();
       svg.dispatchEvent(new MouseEvent("mousemove", {clientX: q.x, clientY: q.y, bubbles: true}));
+      fig.setAttribute("data-selftest-move-ms", (performance.now() - t1).toFixed(1));
       fig.setAttribute("data-selftest-tip", tip.style.display === "block" ? tip.textContent : "hidden");
       svg.dispatchEvent(new MouseEvent("mouseleave", {}));
     });
