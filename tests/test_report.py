@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from builders import ARCHS, score_rows, truth_rows, write
+from builders import score_rows, truth_rows, write
 from click.testing import CliRunner
 from proxybench_cli.main import cli
 

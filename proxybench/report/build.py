@@ -159,7 +159,8 @@ def _collect(out: Path, *, truth: Sequence[str | os.PathLike[str]] | None = None
     else:
         why = "no scores yet" if not has_scores else (
             f"no truth: {out}/truth does not exist; import it (proxybench truth import ... --out {out}) or pass --truth")
-        page.add("correlations", "Correlations", f'<p class="warn">Correlations and scatters are left out: {escape(why)}.</p>')
+        page.add("correlations", "Correlations",
+                 f'<p class="warn">Correlations and scatters are left out: {escape(why)}.</p>')
     if (out / "predictor_metrics").is_dir():
         page.add("predictors", "Few-shot predictors", _predictors(out / "predictor_metrics"))
     for run in archives:
@@ -244,7 +245,8 @@ def _provenance(out: Path, status: Any) -> str:
         info = records.get(run.run_id, {})
         wall = _wall_seconds(run.started_at, run.updated_at)
         run_rows.append([run.run_id, run.state, run.started_at, run.updated_at, (_duration(wall), wall),
-                         _num(run.archs_requested)[0] if run.archs_requested is not None else "—", (f"{run.rows:,}", run.rows),
+                         _num(run.archs_requested)[0] if run.archs_requested is not None else "—",
+                         (f"{run.rows:,}", run.rows),
                          ", ".join(devices.get(run.run_id, [])) or "—", info.get("proxybench_version", "—"),
                          info.get("torch_version", "—"), _settings_text(info)])
         attrs.append(f'data-run="{escape(run.run_id)}"')
@@ -347,7 +349,8 @@ def _failures(stored: Any) -> str:
         total = sum(m[2] for m in members)
         body = [[_Html(f"<code>{escape(m[1]) or '(no message)'}</code>"), (f"{m[2]:,}", m[2]), m[3],
                  _Html(f'<span class="arch">{escape(m[4])}</span>')] for m in members]
-        parts.append(f'<details open data-status="{escape(state)}" data-v="{total}"><summary>{escape(state)}: {total:,} rows, '
+        parts.append(f'<details open data-status="{escape(state)}" data-v="{total}">'
+                     f"<summary>{escape(state)}: {total:,} rows, "
                      f"{len(members)} distinct message(s)</summary>"
                      + _table(["message", "rows", "proxies", "example architecture"], body, numeric=(1,))
                      + "</details>")
@@ -448,7 +451,8 @@ def _correlation_table(rows: list[dict[str, Any]], result: Any) -> str:
         attrs.append(f'data-proxy="{escape(str(row["proxy"]))}" data-settings="{escape(str(row["settings_hash"]))}"')
     caption = "; ".join(f"{c}={rows[0][c]}" for c in constant)
     numeric = range(2, 4 + len(stats))
-    return (f'<p class="meta">{escape(caption)}{"; CIs: 95 % bootstrap, " + str(result.bootstrap) + " resamples" if result.bootstrap else ""}</p>'
+    intervals = f"; CIs: 95 % bootstrap, {result.bootstrap} resamples" if result.bootstrap else ""
+    return (f'<p class="meta">{escape(caption)}{intervals}</p>'
             + _table(head, body, numeric=numeric, cls="sortable corr", attrs=attrs))
 
 
@@ -551,7 +555,8 @@ def _predictors(folder: Path) -> str:
         parts.append(f"<h3>{escape(space)} · {escape(dataset)} · {escape(metric)}</h3>")
         body, attrs = [], []
         for s in summary:
-            cells: list[Any] = [s["split_kind"], s["features"], s["model"], (f"{s['n']:,}", s["n"]), (str(s["splits"]), s["splits"])]
+            cells: list[Any] = [s["split_kind"], s["features"], s["model"], (f"{s['n']:,}", s["n"]),
+                                (str(s["splits"]), s["splits"])]
             for c in columns:
                 text, value = _num(s[c])
                 lo, hi = s.get(c + "_lo"), s.get(c + "_hi")
@@ -634,7 +639,8 @@ def _archive(page: _Page, run: Path) -> None:
                        f'data-front="{",".join(str(int(ok[k]["candidate"])) for k in front)}" '
                        f'data-picks="{",".join(str(int(ok[k]["candidate"])) for k in picks)}">{svg}'
                        f"<figcaption>{len(ok):,} candidates measured, {len(rows) - len(ok)} failed (not drawn); "
-                       f"line: non-dominated front of these two objectives ({front.size} points); stars: picks</figcaption></figure>")
+                       f"line: non-dominated front of these two objectives ({front.size} points); stars: picks"
+                       "</figcaption></figure>")
     head = ["pick", "candidate", "iteration", "architecture", *names]
     body = [[str(r["arch_label"]), (str(r["candidate"]), r["candidate"]), (str(r["iteration"]), r["iteration"]),
              f"{r['arch']}", *((fmt_number(float(v)), float(v)) for v in raw[k])]
@@ -674,7 +680,7 @@ def _html(page: _Page, out: Path, title: str | None) -> str:
 
     title = title or f"proxybench report: {out.name or out}"
     data = {"archs": list(page.archs), "h": page.hover,
-            "truth": {k: {name: v[name] for name in ("a", "w", "wn")} | {"y": _truth_pixels(v)} for k, v in page.truth.items()}}
+            "truth": {k: {"a": v["a"], "w": v["w"], "wn": v["wn"], "y": _truth_pixels(v)} for k, v in page.truth.items()}}
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     nav = "".join(f'<a href="#{ident}">{escape(text)}</a>' for ident, text, _ in page.sections)
     sections = "".join(f'<section id="{ident}" data-section="{ident}"><h2>{escape(text)}</h2>{body}</section>'
@@ -683,7 +689,8 @@ def _html(page: _Page, out: Path, title: str | None) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body>"
-            f"<h1>{escape(title)}</h1><p class=\"meta\">Generated {generated} by proxybench {escape(proxybench.__version__)} "
+            f"<h1>{escape(title)}</h1>"
+            f"<p class=\"meta\">Generated {generated} by proxybench {escape(proxybench.__version__)} "
             f"from <code>{escape(str(out))}</code>. One self-contained file: no network access is needed to view it.</p>"
             f"<nav>{nav}</nav>{sections}<div id=\"pb-tip\"></div>"
             f"<script type=\"application/json\" id=\"pb-data\">{payload}</script>"
