@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from builders import score_rows, truth_rows, write
+from builders import ARCHS, score_rows, truth_rows, write
 from click.testing import CliRunner
 from proxybench_cli.main import cli
 
@@ -213,7 +213,10 @@ def test_provenance_holds_what_status_computes(results, report):
     groups = {e["attrs"]["data-status"]: int(e["attrs"]["data-v"]) for e in page.find("details") if "data-status" in e["attrs"]}
     assert groups == {"error": sum(c.error for c in status.coverage), "nonfinite": sum(c.nonfinite for c in status.coverage)}
     assert groups == {"error": 2, "nonfinite": 1}
-    assert "RuntimeError: singular matrix" in report.read_text()
+    text = report.read_text()
+    assert "RuntimeError: singular matrix" in text
+    for i in (3, 5, 7):  # the rows themselves, each named with its proxy
+        assert f"jacov  {ARCHS[i]}" in text
 
 
 def test_scatters_one_per_proxy_with_hover_data_and_the_plot_scale(results, report):
@@ -304,6 +307,16 @@ def _chromium() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+def test_a_missing_chromium_fails_under_ci_and_skips_otherwise(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="headless Chromium not found"):
+        _chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="headless Chromium not found"):
+        _chromium()
 
 
 def _headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess:

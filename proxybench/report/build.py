@@ -337,7 +337,8 @@ def _settings_table(stored: Any) -> str:
 def _failures(stored: Any) -> str:
     rows = stored.query("r", """
         SELECT status, coalesce(error, '') AS message, count(*) AS n,
-               string_agg(DISTINCT proxy, ', ' ORDER BY proxy), min(arch)
+               string_agg(DISTINCT proxy, ', ' ORDER BY proxy), min(arch),
+               list(proxy || '  ' || arch ORDER BY proxy, arch)[1:50]
         FROM r WHERE status <> 'ok' GROUP BY status, message ORDER BY status, n DESC, message""").fetchall()
     if not rows:
         return '<p class="meta">Every stored row has status ok.</p>'
@@ -348,13 +349,21 @@ def _failures(stored: Any) -> str:
     for state, members in groups.items():
         total = sum(m[2] for m in members)
         body = [[_Html(f"<code>{escape(m[1]) or '(no message)'}</code>"), (f"{m[2]:,}", m[2]), m[3],
-                 _Html(f'<span class="arch">{escape(m[4])}</span>')] for m in members]
+                 _Html(_rows_list(m[4], m[5], m[2]))] for m in members]
         parts.append(f'<details open data-status="{escape(state)}" data-v="{total}">'
                      f"<summary>{escape(state)}: {total:,} rows, "
                      f"{len(members)} distinct message(s)</summary>"
-                     + _table(["message", "rows", "proxies", "example architecture"], body, numeric=(1,))
+                     + _table(["message", "rows", "proxies", "architectures"], body, numeric=(1,))
                      + "</details>")
     return "".join(parts)
+
+
+def _rows_list(example: str, rows: list[str], total: int) -> str:
+    """An example architecture, and (folded) the proxy and architecture of up to 50 of the rows."""
+    more = f"<br>… and {total - len(rows):,} more" if total > len(rows) else ""
+    listed = "<br>".join(escape(r) for r in rows)
+    return (f'<span class="arch">{escape(example)}</span><details><summary>{"all" if not more else "first"} '
+            f'{len(rows)} rows (proxy, architecture)</summary><span class="arch">{listed}{more}</span></details>')
 
 
 # ----------------------------------------------------------------------------- correlations and scatters
