@@ -296,6 +296,19 @@ def test_cli_writes_the_file_and_errors_are_one_line(results, tmp_path):
     assert result.output.startswith(f"Error: {empty} is not a results directory")
 
 
+def test_report_help_imports_nothing_slow():
+    """As the metadata commands (tests/test_startup.py): the help of report starts without torch, numpy or duckdb."""
+    probe = ("import sys\nfrom proxybench_cli.main import cli\n"
+             "cli.main(args=['report', '--help'], prog_name='proxybench', standalone_mode=False)\n"
+             "sys.stderr.write('HEAVY=' + ','.join(m for m in ('torch', 'numpy', 'duckdb', 'pyarrow', 'scipy') "
+             "if m in sys.modules))\n")
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.rsplit("HEAVY=", 1)[-1].strip() == ""
+
+
 # ----------------------------------------------------------------------------- in a browser
 
 
