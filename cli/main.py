@@ -21,6 +21,7 @@ from proxybench_cli._options import (
 from proxybench_cli.combine_commands import combine as combine_command
 from proxybench_cli.correlate_commands import correlate as correlate_command
 from proxybench_cli.evaluate_commands import evaluate as evaluate_command
+from proxybench_cli.report_commands import report as report_command
 from proxybench_cli.search_commands import search as search_group
 from proxybench_cli.supernet_commands import supernet as supernet_group
 from proxybench_cli.tables_commands import tables as tables_group
@@ -308,6 +309,7 @@ cli.add_command(tables_group)
 cli.add_command(evaluate_command)
 cli.add_command(supernet_group)
 cli.add_command(search_group)
+cli.add_command(report_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point
