@@ -95,6 +95,13 @@ def compare(truth: str | Path, out: str | Path, *, objectives: str = "synflow,fl
         if hw_metric is not None:
             cost = read_truth_values(hw_src, dataset, [hw_metric])[hw_metric]
             all_true = true_points(sorted(cost), accuracy, cost)
+    # a predictor objective saw the truth of its training architectures: a pick among them is no discovery
+    seen: set[str] = set()
+    for obj in objs:
+        if obj.kind == "predictor":
+            from proxybench.combine.predictor import load_predictor
+
+            seen |= set(load_predictor(obj.name.partition(":")[2]).train_archs)
     budget = n_start + iterations * per_iteration
     results = []
     for seed in seeds:
@@ -117,6 +124,8 @@ def compare(truth: str | Path, out: str | Path, *, objectives: str = "synflow,fl
                                               default=None),
                 "seconds": time.perf_counter() - started,
             }
+            if seen:
+                result["pick_in_predictor_training"] = pick in seen
             if len(all_true):
                 F = np.array([[r[f"obj_{n}"] for n in names] for r in rows], dtype=np.float64)
                 front = [rows[i]["arch"] for i in non_dominated(F)] if len(F) else []
@@ -154,6 +163,12 @@ def render(results: list[dict[str, Any]]) -> str:
             line += (f" {mean_sd([r['hv_front'] for r in rs], 3)} | {mean_sd([r['hv_evaluated'] for r in rs], 3)} | "
                      f"{statistics.mean(r['front_size'] for r in rs):.1f} |")
         lines.append(line + f" {statistics.mean(r['seconds'] for r in rs):.0f} |")
+    seen = [r for r in results if "pick_in_predictor_training" in r]
+    if seen:
+        lines.append("")
+        lines.append("Picks that were among the predictor's training architectures (their truth was known): "
+                     + ", ".join(f"{m} {sum(r['pick_in_predictor_training'] for r in seen if r['method'] == m)}"
+                                 f"/{sum(r['method'] == m for r in seen)}" for m in ("search", "random")))
     return "\n".join(lines)
 
 
