@@ -36,13 +36,15 @@ import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from numbers import Integral
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch.nn as nn
 
 from proxybench.errors import InvalidArchitectureError, InvalidSettingError
 from proxybench.spaces._base import SearchSpace, register_space
+
+if TYPE_CHECKING:  # torch is imported where a network is built, so listing spaces stays fast
+    import torch
 
 __all__ = [
     "OPS",
@@ -569,7 +571,7 @@ class DartsSpace(SearchSpace):
 
     def build(self, arch: Any, num_classes: int = 10, *, bn: str = "all", channels: int | None = None,
               layers: int | None = None, auxiliary: bool | None = None,
-              cells_per_stage: int | None = None) -> nn.Module:
+              cells_per_stage: int | None = None) -> "torch.nn.Module":
         """A freshly initialised DARTS ``NetworkCIFAR``
         (:class:`~proxybench.spaces.darts_net.DartsNetwork`) of the canonical genotype.
 
