@@ -668,7 +668,8 @@ def run_search(
                            if st.get("cv_tau_mean") is not None else f"{st.get('objective')}={st.get('surrogate')}"
                            for st in stats if st.get("objective"))
         log(f"iteration {iteration}/{iterations}: {chosen + ', ' if chosen else ''}pool {stats[0]['n_pool']}, "
-            f"+{len(rows)} ({stats[0]['n_failed']} failed), {stats[0]['seconds']:.1f} s")
+            f"+{len(rows)} ({stats[0]['n_failed']} failed), exact evaluations {stats[0]['n_exact_computed']} computed, "
+            f"{stats[0]['n_exact_reused']} reused, {stats[0]['seconds']:.1f} s")
 
     picks = _write_picks(run, top_k, dataset)
     rows = archive.rows()
