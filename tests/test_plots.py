@@ -217,6 +217,15 @@ def test_scatter_titles_fit_and_markers_are_visible(settings_store):
     assert marker_style(5000)["rasterized"] and not marker_style(50)["rasterized"]
 
 
+def test_cost_metric_labels_fit(tmp_path):
+    acc = np.linspace(10, 90, 40)
+    write(tmp_path / "scores" / "a.parquet", score_rows("p", acc) + score_rows("q", -acc, higher=False), SCORES_SCHEMA)
+    write(tmp_path / "truth" / "t.parquet", truth_rows(acc, metric="latency:edgegpu"), TRUTH_SCHEMA)
+    _, figs = figures(tmp_path)
+    texts, _ = _texts_inside_canvas(figs["scatter_cifar10_latency-edgegpu"])
+    assert any("lower is better" in t.get_text() for t in texts)
+
+
 def test_rank_axes_plot_ranks_whose_pearson_is_the_panels_spearman(settings_store, tmp_path):
     with open_views(out=settings_store) as con:
         result = correlate(con, top_k=())

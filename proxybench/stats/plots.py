@@ -245,7 +245,7 @@ def scatter_figure(con: duckdb.DuckDBPyConnection, group: PlotGroup, *, axes: st
             ax.set_xlabel("score rank, better →", fontsize=8)
         elif cost:
             ax.invert_yaxis()  # better (faster, cheaper) up, as for accuracies
-            ax.set_ylabel(f"{group.metric}, lower is better ↑ (axis reversed)", fontsize=8)
+            ax.set_ylabel(f"{group.metric}\nlower is better ↑ (axis reversed)", fontsize=8)
         else:
             ax.set_ylabel(group.metric, fontsize=8)
         if x.size:
@@ -350,8 +350,8 @@ def _grid(n: int, title_lines: int = 1) -> tuple[Any, list[Any]]:
     figure = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(figure)
     # A fixed layout (margins in inches): constrained layout would triple the drawing time.
-    figure.subplots_adjust(left=0.65 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - top / height,
-                           wspace=0.75 / (PANEL_SIZE[0] - 0.75), hspace=0.95 / (PANEL_SIZE[1] - 0.95))
+    figure.subplots_adjust(left=0.8 / width, right=1 - 0.2 / width, bottom=0.5 / height, top=1 - top / height,
+                           wspace=0.9 / (PANEL_SIZE[0] - 0.9), hspace=0.95 / (PANEL_SIZE[1] - 0.95))
     axes = figure.subplots(rows, cols, squeeze=False).ravel().tolist()
     return figure, axes
 
