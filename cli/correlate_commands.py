@@ -101,11 +101,14 @@ class Columns(click.ParamType):
               "scatter plots, each proxy's score against the truth (log x axis where the scores span more than "
               "3 orders of magnitude, reversed for lower-is-better proxies, ρ and τ in the titles), and "
               "heatmap_spearman.png, ρ of every proxy per dataset and metric.")
+@click.option("--plot-axes", type=click.Choice(["value", "rank"]), default=None,
+              help="What the scatter plots' axes show: the scores and truth as stored (value, the default) or "
+              "their ranks (rank: an outlier cannot squash the rest). Needs --plot.")
 @library_errors
 def correlate(
     scores: tuple[str, ...], truth: tuple[str, ...], datasets: tuple[str, ...], metrics: tuple[str, ...],
     proxies: str | None, ensembles: tuple[str, ...], by: tuple[str, ...], top_k: tuple[float, ...], bootstrap: int, seed: int, fmt: str,
-    output: Path | None, plot_dir: Path | None,
+    output: Path | None, plot_dir: Path | None, plot_axes: str | None,
 ) -> None:
     """How well each proxy's scores predict the truth: Spearman, Kendall tau-b, Pearson, top-k.
 
@@ -122,12 +125,15 @@ def correlate(
       proxybench correlate --scores results --truth results --format latex --output table.tex
       proxybench correlate --scores 'runs/*/scores/*.parquet' --truth results --by run_id --bootstrap 1000
       proxybench correlate --scores results --truth results --dataset cifar10 --plot plots
+      proxybench correlate --scores results --truth results --plot plots --plot-axes rank
       proxybench correlate --scores results --truth results --ensemble "zc=synflow+nwot+jacov:logrank"
     """
     from proxybench.stats import correlate as correlate_scores
     from proxybench.stats import render
     from proxybench.store.views import open_views
 
+    if plot_axes is not None and plot_dir is None:
+        raise click.UsageError("--plot-axes needs --plot DIR")
     if plot_dir is not None:
         try:  # fail before the work, not after it
             plot_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +151,7 @@ def correlate(
             from proxybench.stats.plots import plot_correlations
 
             try:
-                written = plot_correlations(con, result, plot_dir)
+                written = plot_correlations(con, result, plot_dir, axes=plot_axes or "value")
             except OSError as exc:
                 raise click.ClickException(f"cannot write plots to {plot_dir}: {exc.strerror or exc}") from None
             click.echo(f"{len(written)} plots written to {plot_dir}", err=True)

@@ -16,7 +16,7 @@ def test_search_smoke_then_report_and_resume(tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(search, ARGS + ["--out", str(out), "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "8 architectures evaluated (0 failed)" in result.output
+    assert "8 architectures archived (0 failed)" in result.output
     con = duckdb.connect()
     n, selected = con.execute("SELECT count(*), count(*) FILTER (WHERE selected) FROM read_parquet(?)",
                               [str(out / "archive" / "*.parquet")]).fetchone()
@@ -36,7 +36,7 @@ def test_search_smoke_then_report_and_resume(tmp_path):
     resumed = CliRunner().invoke(search, ARGS + ["--out", str(out), "--resume", "--iterations", "2"],
                                  catch_exceptions=False)
     assert resumed.exit_code == 0, resumed.output
-    assert "resuming" in resumed.output and "10 architectures evaluated" in resumed.output
+    assert "resuming" in resumed.output and "10 architectures archived" in resumed.output
 
 
 def test_search_usage_errors(tmp_path):

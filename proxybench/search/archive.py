@@ -5,7 +5,8 @@ Layout of a search run directory (``--out RUN``)::
     RUN/run.json                    the run's settings (also in every part's metadata)
     RUN/archive/iter-0000.parquet   the initial sample (iteration 0)
     RUN/archive/iter-0001.parquet   the K candidates of iteration 1, ...
-    RUN/iterations.parquet          per-iteration statistics (surrogate, CV τ, fit on the new points)
+    RUN/iterations.parquet          per-iteration statistics (surrogate, CV τ, fit on the new points,
+                                    exact evaluations computed/reused: n_exact_computed, n_exact_reused)
     RUN/picks/<k>.json              the top-k trade-off picks, with how to train them
     RUN/scores/*.parquet            proxy scores computed on the way (the ``scores`` table)
 
@@ -81,6 +82,8 @@ ITERATION_SCHEMA = pa.schema([
     pa.field("n_pool", pa.int64()),
     pa.field("n_new", pa.int64()),
     pa.field("n_failed", pa.int64()),
+    pa.field("n_exact_computed", pa.int64()),
+    pa.field("n_exact_reused", pa.int64()),
     pa.field("seconds", pa.float64()),
 ])
 

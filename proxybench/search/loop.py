@@ -205,11 +205,19 @@ class SearchResult:
     picks: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     resumed_from: int | None = None
+    #: Exact evaluations the whole run spent, one per (architecture, quantity): measured
+    #: (``exact_computed``) and answered from a cache or an isomorph (``exact_reused``),
+    #: NSGA-II's offspring included; None for runs stored before they were counted.
+    exact_computed: int | None = None
+    exact_reused: int | None = None
 
     def __str__(self) -> str:
         resumed = f" (resumed after iteration {self.resumed_from})" if self.resumed_from is not None else ""
+        spent = ("" if self.exact_computed is None else
+                 f"; {self.exact_computed} exact evaluations computed, {self.exact_reused} reused")
         return (f"search {self.run_id}: {self.iterations} iterations{resumed}, {self.archive_size} architectures "
-                f"evaluated ({self.failed} failed), {len(self.picks)} picks in {self.seconds:.1f} s -> {self.out}")
+                f"archived ({self.failed} failed){spent}, {len(self.picks)} picks in {self.seconds:.1f} s "
+                f"-> {self.out}")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -307,9 +315,15 @@ class _Run:
             rows.append(row)
         return rows
 
+    def exact_since(self, counted: Mapping[str, int]) -> dict[str, int]:
+        """``n_exact_computed``/``n_exact_reused``: the evaluator's counts since ``counted``."""
+        return {f"n_exact_{k}": self.evaluator.counts[k] - counted[k] for k in ("computed", "reused")}
+
     # -- one iteration ------------------------------------------------------------------------
     def iterate(self, iteration: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         started = time.perf_counter()
+        self.evaluator.new_scope()
+        counted = dict(self.evaluator.counts)
         s = self.settings
         all_rows = self.archive.rows()
         ok = [r for r in all_rows if r["status"] == "ok"]
@@ -350,7 +364,8 @@ class _Run:
                 except InvalidArchitectureError:
                     archs.append(None)
             new = [a for a in archs if a is not None and a not in known and a not in failed_archs]
-            cheap, _ = self.evaluator.measure(new, self.cheap_q) if (new and self.cheap_q) else ({}, {})
+            cheap, _ = (self.evaluator.measure(new, self.cheap_q, share_isomorphs=True) if (new and self.cheap_q)
+                        else ({}, {}))
             preds = {j: m.predict(G) for j, m in models.items()}
             for i, arch in enumerate(archs):
                 if arch is None or arch in failed_archs:
@@ -433,7 +448,7 @@ class _Run:
         n_failed = sum(r["status"] != "ok" for r in rows)
         common = {"run_id": self.run_id, "iteration": iteration, "gamma": gamma, "n_archive": len(all_rows),
                   "n_pool": len(pool), "n_new": len(rows), "n_failed": n_failed,
-                  "seconds": time.perf_counter() - started}
+                  "seconds": time.perf_counter() - started, **self.exact_since(counted)}
         good = [r for r in rows if r["status"] == "ok"]
         for st in stats:
             name = st["objective"]
@@ -595,7 +610,7 @@ def run_search(
                 f"objective {from_truth[0]} is looked up in the benchmark's ground truth: pass --truth "
                 f"(HW-NAS-Bench's hw_{dataset}.csv for latency/energy)")
         measure_list.append(TruthMeasure(truth_paths, dataset, quantities=from_truth))
-    evaluator = Evaluator(measure_list)
+    evaluator = Evaluator(measure_list, uid=search_space.uid)
     missing = [q for o in objs for q in o.quantities if not evaluator.provides(q)]
     if missing:
         raise InvalidSettingError(
@@ -633,6 +648,7 @@ def run_search(
 
     if 0 not in done:
         t0 = time.perf_counter()
+        counted = dict(evaluator.counts)
         archs = initial_architectures(search_space, n_start, int(seed))
         log(f"iteration 0: measuring {len(archs)} initial architectures")
         rows = run.evaluate(0, archs, 0, 1.0 if _gamma([], objs) is not None else None)
@@ -640,7 +656,7 @@ def run_search(
         archive.append(0, rows, [{"run_id": settings["run_id"], "iteration": 0, "n_archive": 0, "n_pool": None,
                                   "n_new": len(rows), "n_failed": n_failed,
                                   "gamma": 1.0 if _gamma([], objs) is not None else None,
-                                  "seconds": time.perf_counter() - t0}])
+                                  "seconds": time.perf_counter() - t0, **run.exact_since(counted)}])
         archive.write_iterations()
     for iteration in range(1, iterations + 1):
         if iteration in done:
@@ -652,13 +668,20 @@ def run_search(
                            if st.get("cv_tau_mean") is not None else f"{st.get('objective')}={st.get('surrogate')}"
                            for st in stats if st.get("objective"))
         log(f"iteration {iteration}/{iterations}: {chosen + ', ' if chosen else ''}pool {stats[0]['n_pool']}, "
-            f"+{len(rows)} ({stats[0]['n_failed']} failed), {stats[0]['seconds']:.1f} s")
+            f"+{len(rows)} ({stats[0]['n_failed']} failed), exact evaluations {stats[0]['n_exact_computed']} computed, "
+            f"{stats[0]['n_exact_reused']} reused, {stats[0]['seconds']:.1f} s")
 
     picks = _write_picks(run, top_k, dataset)
     rows = archive.rows()
+    spent = {}
+    for st in archive.iteration_stats():  # one count per iteration (its rows repeat them per objective)
+        spent[st["iteration"]] = (st.get("n_exact_computed"), st.get("n_exact_reused"))
+    known = [v for v in spent.values() if v[0] is not None]
     return SearchResult(out=out, run_id=settings["run_id"], iterations=max(archive.iterations()),
                         archive_size=len(rows), failed=sum(r["status"] != "ok" for r in rows), picks=picks,
-                        seconds=time.perf_counter() - started, resumed_from=resumed_from)
+                        seconds=time.perf_counter() - started, resumed_from=resumed_from,
+                        exact_computed=sum(int(c) for c, _ in known) if known else None,
+                        exact_reused=sum(int(r or 0) for _, r in known) if known else None)
 
 
 def _versions(settings: dict[str, Any]) -> None:

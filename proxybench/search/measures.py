@@ -14,7 +14,8 @@ twice costs nothing.
   into ``<scores_out>/scores`` (by default the run directory), so every proxy value the search
   ever computed is an ordinary ``scores`` row, and a resumed search reads the stored rows
   instead of scoring again. Scoring runs without isomorph dedup (every architecture is scored
-  on its own network, so a value never depends on which isomorph was asked for first). A row
+  on its own network, so a stored value never depends on which isomorph was asked for first;
+  the search's inner loop shares one value per class, see :class:`Evaluator`). A row
   with status ``error`` or ``nonfinite`` makes the candidate fail.
 * :class:`TruthMeasure`: ``top1_error`` = 100 − the benchmark's test accuracy, and hardware
   costs ``latency:<device>``/``energy:<device>`` as HW-NAS-Bench measured them, from truth
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,6 +77,8 @@ class CostMeasure:
     """``params_m`` and ``macs_m`` of ``space.build(arch)`` (see the module docstring)."""
 
     quantities = ("params_m", "macs_m")
+    #: Isomorphs may share one measurement (:class:`Evaluator`).
+    isomorph_invariant = True
 
     def __init__(self, space: Any, dataset: str = "cifar10") -> None:
         self.space = space
@@ -123,6 +126,9 @@ class ProxyMeasure:
             :func:`~proxybench.scoring.score_architectures`; ``seed``/``batch_size`` default to
             the preset's. ``weights`` applies to proxies that need trained weights only.
     """
+
+    #: Isomorphs may share one measurement (:class:`Evaluator`).
+    isomorph_invariant = True
 
     def __init__(self, space: str, proxies: Sequence[str], *, out: str | Path, dataset: str = "cifar10",
                  preset: str | None = None, seed: int | None = None, batch_size: int | None = None,
@@ -255,6 +261,9 @@ class PredictorMeasure:
         ProxybenchError: Unreadable predictor file, another space or dataset, or proxies that
             need trained weights.
     """
+
+    #: Isomorphs may share one measurement (:class:`Evaluator`).
+    isomorph_invariant = True
 
     def __init__(self, name: str, space: str, *, out: str | Path, dataset: str = "cifar10", device: str | None = "cpu",
                  data_dir: str | Path | None = None, threads: int | None = None) -> None:
@@ -554,13 +563,37 @@ class Evaluator:
     ``measure(archs, quantities)`` returns ``(values, seconds)``: ``values[arch]`` is a dict of
     the asked quantities or an error message; ``seconds[arch]`` is the architecture's share of
     the wall time of the measures that ran.
+
+    **Isomorph sharing** (``measure(..., share_isomorphs=True)``, given ``uid``, the space's
+    isomorphism key): for a measure whose ``isomorph_invariant`` is true (cost, proxies,
+    predictors), architectures of one isomorphism class are measured once per *scope*, on the
+    class's representative (the first member asked for in the scope), and the other members
+    get its values, as the scoring engine's dedup does. Isomorphs compute the same function;
+    their exact values differ only by the initialisation noise of their own weights (and, on
+    NB201, by the parameters of dead edges). The search loop opens a scope per iteration
+    (:meth:`new_scope`) and shares only for the NSGA-II offspring, so which member represents a
+    class depends on the iteration alone (a resumed run repeats it bit for bit), and the
+    candidates written to the archive are measured on their own networks.
+
+    ``counts`` records the exact evaluations, one per (architecture, quantity) asked for:
+    ``computed`` (sent to a measure for the first time in this run: measured, or read back
+    from a resumed run's stored scores) and ``reused`` (answered from a class
+    representative's values or from an earlier request for the same architecture).
     """
 
-    def __init__(self, measures: Sequence[Any]) -> None:
+    def __init__(self, measures: Sequence[Any], uid: Callable[[str], str] | None = None) -> None:
         self.by_quantity: dict[str, Any] = {}
         for m in measures:
             for q in m.quantities:
                 self.by_quantity.setdefault(q, m)
+        self.uid = uid
+        self.counts = {"computed": 0, "reused": 0}
+        self._asked: set[tuple[int, str]] = set()
+        self._representative: dict[tuple[int, str], str] = {}
+
+    def new_scope(self) -> None:
+        """Forget which architecture represents each isomorphism class (the loop: every iteration)."""
+        self._representative.clear()
 
     def provides(self, quantity: str) -> bool:
         return quantity in self.by_quantity
@@ -581,7 +614,8 @@ class Evaluator:
                 if check is not None:
                     check()
 
-    def measure(self, archs: Sequence[str], quantities: Sequence[str]) -> tuple[Measured, dict[str, float]]:
+    def measure(self, archs: Sequence[str], quantities: Sequence[str], *,
+                share_isomorphs: bool = False) -> tuple[Measured, dict[str, float]]:
         archs = list(dict.fromkeys(archs))
         values: Measured = {a: {} for a in archs}
         seconds = {a: 0.0 for a in archs}
@@ -597,12 +631,21 @@ class Evaluator:
             todo = [a for a in archs if not isinstance(values[a], str)]
             if not todo:
                 break
+            shared = share_isomorphs and self.uid is not None and getattr(m, "isomorph_invariant", False)
+            source = {a: self._representative.setdefault((id(m), self.uid(a)), a) if shared else a  # type: ignore[misc]
+                      for a in todo}
+            asked = list(dict.fromkeys(source.values()))
             started = time.perf_counter()
-            got = m.measure(todo)
+            got = m.measure(asked)
             share = (time.perf_counter() - started) / len(todo)
             for a in todo:
                 seconds[a] += share
-                result = got[a]
+                result = got[source[a]]
+                if source[a] == a and (id(m), a) not in self._asked:
+                    self._asked.add((id(m), a))
+                    self.counts["computed"] += len(qs)
+                else:
+                    self.counts["reused"] += len(qs)
                 if isinstance(result, str):
                     values[a] = result
                 else:
