@@ -12,7 +12,8 @@ finished architecture on a queue; the parent turns those into one progress bar a
 the workers' summaries into its own.
 
 Failure: a worker that raises reports the error and the parent stops the others (SIGINT,
-so each rolls its journal into a part; SIGTERM after 5 s) and raises it (a :class:`~proxybench.errors.ProxybenchError` keeps its one-line message). A
+so each rolls its journal into a part; SIGTERM after 5 s; a worker takes its first SIGTERM as
+SIGINT) and raises it (a :class:`~proxybench.errors.ProxybenchError` keeps its one-line message). A
 worker that dies without a word (killed, out of memory) is reported with its exit code.
 Workers die with their parent (Linux ``PR_SET_PDEATHSIG``; elsewhere they notice at the
 next architecture), so a killed run leaves no orphan writing into OUT behind a rerun. What
@@ -56,10 +57,22 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _sigterm_as_interrupt() -> None:
+    """The first SIGTERM (SLURM sends it to every process of the job) stops this worker as
+    Ctrl-C does, so its writer turns its journal into a part; a second one kills it (the
+    parent's ``terminate()`` after its grace period still works)."""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def _worker_main(index: int, archs: list[str], kwargs: dict[str, Any], messages: Any, parent_pid: int) -> None:
     """Body of worker ``index``: score ``archs`` and report progress and the summary on ``messages``."""
     _die_with_parent(parent_pid)
-    from proxybench.scoring import score_architectures
+    _sigterm_as_interrupt()
 
     def report(iterable: Iterable[Any], total: int) -> Iterator[Any]:
         for item in iterable:
@@ -68,7 +81,9 @@ def _worker_main(index: int, archs: list[str], kwargs: dict[str, Any], messages:
             yield item
             messages.put(("n", index, 1))
 
-    try:
+    try:  # the import too: a stop while torch loads is reported like any other (no traceback)
+        from proxybench.scoring import score_architectures
+
         summary = score_architectures(archs, progress=report, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - reported, then this process exits non-zero
         text = str(exc).strip().splitlines()
