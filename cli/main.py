@@ -276,9 +276,11 @@ def status_command(out: Path, fmt: str) -> None:
     """What results directory OUT holds: its runs and, per proxy, what is scored.
 
     Runs are finished, running (the writer is alive), killed (it died without closing: rerun
-    its command to resume; nothing but the architecture in flight is lost) or interrupted.
-    Per proxy: architectures scored (of the space's total when it can be enumerated),
-    isomorphism classes, rows by status, and worker hours of the computed rows. Reads the
+    its command to resume; nothing but the architecture in flight is lost) or interrupted;
+    a killed or interrupted run whose requested rows are all stored now says which run
+    completed its work. Per proxy: architectures scored of those the runs requested
+    (requested) and of the space's total when it can be enumerated (archs), isomorphism
+    classes, rows by status, and worker hours of the computed rows. Reads the
     Parquet parts and the journals of live runs, so it works while a run is going. Rows
     stored twice (two runs of one command before runs claimed classes) are reported with
     their proxies; proxybench repair OUT removes them.

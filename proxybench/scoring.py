@@ -420,6 +420,7 @@ def score_architectures(
         run_info = {
             "command": "score", "settings": setup.run_settings,
             "proxies": {k: setup.per_proxy[k] for k in setup.per_proxy},
+        "settings_hashes": dict(setup.hashes),
             "data_origin": setup.source.origin, "archs_requested": len(canonical), "dedup": bool(dedup),
             "shard": shard_text, "sample": None if sample is None else dict(sample),
             "proxybench_version": __version__, "torch_version": torch.__version__,
@@ -474,7 +475,7 @@ def score_architectures(
             summary.count_failures(rows)
             return True
 
-        with ScoreWriter(out, run_id, run_info) as writer:
+        with ScoreWriter(out, run_id, run_info, requested=canonical) as writer:
             deferred = []
             for arch in iterator:
                 if arch not in group_of:  # a later member of a class: handled with its first

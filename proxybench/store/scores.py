@@ -355,6 +355,9 @@ class ScoreWriter:
         run_info: JSON-serialisable description of the run, written to ``runs/<run_id>.json``
             and into every part's Parquet key-value metadata.
         rows_per_part: Rows collected before a journal is turned into a Parquet part.
+        requested: The architectures the run was asked for, written once to
+            ``runs/<run_id>.archs`` (one per line): ``proxybench status`` compares them with
+            what is stored (coverage of the request; a killed run whose work a later run did).
     """
 
     def __init__(
@@ -363,6 +366,7 @@ class ScoreWriter:
         run_id: str,
         run_info: Mapping[str, Any],
         rows_per_part: int = 5000,
+        requested: Iterable[str] | None = None,
     ) -> None:
         self.out = Path(out)
         self.directory = scores_dir(out)
@@ -381,6 +385,8 @@ class ScoreWriter:
         self._journal: Any = None
         self.rows_written = 0
         self._run_lock = self._hold_run_lock()
+        if requested is not None:
+            _write_text_atomically(requested_path(self.out, run_id), "".join(f"{a}\n" for a in requested))
         self._write_run_file(status="running")
 
     # -- public -----------------------------------------------------------------
@@ -478,6 +484,11 @@ class ScoreWriter:
             info["summary"] = dict(summary)
         _write_text_atomically(self.out / "runs" / f"{self.run_id}.json",
                                json.dumps(info, indent=2, sort_keys=True, default=_json_default))
+
+
+def requested_path(out: str | os.PathLike[str], run_id: str) -> Path:
+    """``runs/<run_id>.archs``: the architectures run ``run_id`` was asked for, one per line."""
+    return Path(out) / "runs" / f"{run_id}.archs"
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
