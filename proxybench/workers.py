@@ -114,7 +114,10 @@ def _stop(processes: Sequence[Any], messages: Any, early: bool) -> None:
             pass
     for process in processes:
         if process.is_alive():
-            process.terminate()
+            process.terminate()  # a worker takes its first SIGTERM as SIGINT (a stop between bytecodes)
+            process.join(timeout=5)
+        if process.is_alive():  # stuck in a long native call: SIGKILL (its journal is recovered)
+            process.kill()
         process.join()
     messages.close()
 
