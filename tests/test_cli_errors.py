@@ -172,6 +172,29 @@ def test_disk_full_mid_run_says_rows_saved_and_the_command_that_resumes(tmp_path
     assert len(counts) == 12 and set(counts.values()) == {1}
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not _user_namespaces(), reason="needs unprivileged user namespaces for a tiny tmpfs")
+def test_disk_full_on_a_real_tiny_file_system(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / "out"
+    args = ["score", "--sample", "60", "--proxies", "params,flops", "--no-dedup", "--out", str(out), "-q"]
+    script = (f"mount -t tmpfs -o size=96k tmpfs {disk} && {sys.executable} -c 'from proxybench_cli.main import "
+              "cli; cli()' \"$@\" ; echo rc=$? ; cat " + str(out / "scores") + "/journal-*.jsonl | wc -l ; "
+              f"{sys.executable} -c 'from proxybench_cli.main import cli; cli()' status {out}")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *args], capture_output=True, text=True,
+                          timeout=300)
+    lines = done.stdout.strip().splitlines()
+    assert "rc=1" in lines, done.stdout + done.stderr
+    saved = int(lines[lines.index("rc=1") + 1])
+    assert 0 < saved < 120
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"Error: disk full while writing into {out} (No space left on device): {saved} rows of this run saved in "
+        f"{out}; free some space, then resume with: proxybench {' '.join(args)}"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert "runs: 1 (1 killed)" in done.stdout  # its record could not say interrupted: killed, resumable
+
+
 def _no_space(table, path):
     raise OSError(f"Failed to open local file '{path}.tmp'. Detail: [errno {errno.ENOSPC}] No space left on device")
 

@@ -430,8 +430,12 @@ class ScoreWriter:
                 self._roll()
             except OSError:
                 self._abandon_journal()
-            with contextlib.suppress(OSError):
+            try:
                 self._write_run_file(status=f"interrupted ({exc_type.__name__})")
+            except OSError:  # the record still says running: keep the lock file, so status says killed
+                self._run_lock.close()
+                self._run_lock = None
+                return
             self._release_run_lock()
 
     # -- internals --------------------------------------------------------------
