@@ -498,6 +498,8 @@ def score_architectures(
         raise ScoringInterrupted(reason, out, run_id, rows_of_run(out, run_id)) from None
     except OSError as exc:
         raise _write_failure(exc, out, run_id) from None
+    except ScoringStoppedError as exc:  # a worker's: count what every worker saved, now that all stopped
+        raise ScoringStoppedError(exc.problem, out, run_id, rows_of_run(out, run_id), exc.fix) from None
 
 
 def _write_failure(exc: OSError, out: Path, run_id: str) -> Exception:

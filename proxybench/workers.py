@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from proxybench.errors import ProxybenchError
+from proxybench.errors import ProxybenchError, ScoringStoppedError
 from proxybench.sharding import split_classes
 
 __all__ = ["run_workers"]
@@ -86,10 +86,22 @@ def _worker_main(index: int, archs: list[str], kwargs: dict[str, Any], messages:
 
         summary = score_architectures(archs, progress=report, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - reported, then this process exits non-zero
+        _exiting()
+        if isinstance(exc, ScoringStoppedError):  # the parent counts every worker's rows and says it
+            messages.put(("stopped", index, exc.problem, exc.fix))
+            raise SystemExit(1) from None
         text = str(exc).strip().splitlines()
         messages.put(("error", index, type(exc).__name__, text[0] if text else "", isinstance(exc, ProxybenchError)))
         raise SystemExit(1) from None
+    _exiting()
     messages.put(("done", index, summary.to_dict()))
+
+
+def _exiting() -> None:
+    """The worker is done (or failed and reports it): the parent's SIGINT to stop the others must
+    not print a traceback from its exit handlers, and its terminate() just ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(processes: Sequence[Any], messages: Any, early: bool) -> None:
@@ -166,6 +178,8 @@ def run_workers(
         if kind == "done":
             finished[index] = message[2]
             return 0
+        if kind == "stopped":  # rows_saved is counted by score_architectures once every worker stopped
+            raise ScoringStoppedError(message[2], kwargs["out"], run_id, 0, fix=message[3])
         _, _, name, text, expected = message
         if expected:
             raise ProxybenchError(text)
