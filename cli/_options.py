@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Callable
+import shlex
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,12 +15,64 @@ import click
 
 from proxybench.errors import ProxybenchError
 
-__all__ = ["CONTEXT_SETTINGS", "LazyChoice", "LazyHelpOption", "library_errors", "data_dir_option", "seed_option",
+__all__ = ["CONTEXT_SETTINGS", "ProxybenchGroup", "command_line", "signals_as_interrupts", "Terminated", "LazyChoice", "LazyHelpOption", "library_errors", "data_dir_option", "seed_option",
            "space_options", "space_option_flag", "emit", "parse_resolutions", "space_options_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+_ARGV_KEY = "proxybench.argv"
+
+
+class ProxybenchGroup(click.Group):
+    """The top-level group; keeps the arguments it was given, so a command can print the
+    command line that repeats it (:func:`command_line`)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        argv = list(args)
+        ctx = super().make_context(info_name, args, parent=parent, **extra)
+        ctx.meta[_ARGV_KEY] = argv  # shared with every subcommand's context
+        return ctx
+
+
+def command_line(drop: tuple[str, ...] = ()) -> str:
+    """``proxybench`` and the arguments of the running command, quoted for a shell, without ``drop``."""
+    ctx = click.get_current_context(silent=True)
+    argv = [a for a in (ctx.meta.get(_ARGV_KEY, []) if ctx is not None else []) if a not in drop]
+    return shlex.join(["proxybench", *argv])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what SLURM and ``kill`` send) turned into a ``KeyboardInterrupt``, so the run
+    stops as on Ctrl-C: its writer keeps what it journaled and the command says so."""
+
+    reason = "terminated (SIGTERM)"
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[list[int]]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (once: a second
+    SIGTERM kills as before). Yields a list that gets the number of the signal that stopped
+    the command (SIGINT when Ctrl-C raised the ``KeyboardInterrupt``), for the exit code."""
+    caught: list[int] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        caught.append(signum)
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        yield caught
+        return
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class LazyChoice(click.Choice):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,9 @@ import proxybench
 from proxybench.presets import list_presets
 from proxybench_cli._options import (
     CONTEXT_SETTINGS,
+    ProxybenchGroup,
+    command_line,
+    signals_as_interrupts,
     data_dir_option,
     library_errors,
     seed_option,
@@ -27,7 +31,7 @@ from proxybench_cli.supernet_commands import supernet as supernet_group
 from proxybench_cli.tables_commands import tables as tables_group
 from proxybench_cli.truth_commands import truth as truth_group
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(cls=ProxybenchGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(proxybench.__version__, "--version", prog_name="proxybench")
 def cli() -> None:
     """Score NAS architectures with zero-cost proxies and store the scores as Parquet.
@@ -203,7 +207,9 @@ def score_command(
     Every row records the architecture, its isomorphism key, the proxy, the score, a status
     (ok | nonfinite | error, with the message) and every setting (seed, batch, preset,
     weights, device, dtype, versions). Killing a run loses at most the architecture in
-    flight; running the same command again resumes it.
+    flight; running the same command again resumes it. Stopped by Ctrl-C, SIGTERM (exit
+    code 130 / 143) or a full disk, it says how many rows it saved and the command that
+    resumes.
 
     \b
     Example:
@@ -214,6 +220,7 @@ def score_command(
       proxybench score --space nb201 --all --executor ray --ray-address auto --out /shared/results
     """
     from proxybench.archs import read_archs
+    from proxybench.errors import ScoringInterrupted, ScoringStoppedError
     from proxybench.scoring import score_architectures
     from proxybench.sharding import parse_shard
     from proxybench.spaces import get_space
@@ -237,13 +244,26 @@ def score_command(
         # The sample's seed defaults to --seed (else 0), as before --sample-seed existed.
         drawn = {"n": sample or 100, "seed": sample_seed if sample_seed is not None else (seed or 0)}
         archs = space.sample(drawn["n"], seed=drawn["seed"])
-    summary = score_architectures(
-        archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
-        batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
-        progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
-        workers=workers, share_passes=share_passes, executor=executor, ray_address=ray_address, weights=weights,
-        space_options=options, sample=drawn,
-    )
+    resume_command = command_line(drop=("--no-resume",))  # the rerun must not refuse the rows saved
+    with signals_as_interrupts() as caught:
+        try:
+            summary = score_architectures(
+                archs, space=space_name, proxies=proxies, dataset=dataset, preset=preset, seed=seed,
+                batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=resume,
+                progress=not quiet, download=not no_download, threads=threads, dedup=dedup, shard=shard_spec,
+                workers=workers, share_passes=share_passes, executor=executor, ray_address=ray_address,
+                weights=weights, space_options=options, sample=drawn,
+            )
+        except ScoringStoppedError as exc:
+            raise click.ClickException(exc.describe(resume_command)) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (signals_as_interrupts)
+            if isinstance(exc, ScoringInterrupted):
+                message = exc.describe(resume_command)
+            else:  # before the run opened OUT for writing
+                message = f"{getattr(exc, 'reason', 'interrupted')} before any row was written; run again with: " \
+                          f"{resume_command}"
+            click.echo(f"Aborted: {message}", err=True)
+            raise SystemExit(128 + (caught[0] if caught else signal.SIGINT)) from None
     click.echo(str(summary))
 
 
@@ -256,9 +276,11 @@ def status_command(out: Path, fmt: str) -> None:
     """What results directory OUT holds: its runs and, per proxy, what is scored.
 
     Runs are finished, running (the writer is alive), killed (it died without closing: rerun
-    its command to resume; nothing but the architecture in flight is lost) or interrupted.
-    Per proxy: architectures scored (of the space's total when it can be enumerated),
-    isomorphism classes, rows by status, and worker hours of the computed rows. Reads the
+    its command to resume; nothing but the architecture in flight is lost) or interrupted;
+    a killed or interrupted run whose requested rows are all stored now says which run
+    completed its work. Per proxy: architectures scored of those the runs requested
+    (requested) and of the space's total when it can be enumerated (archs), isomorphism
+    classes, rows by status, and worker hours of the computed rows. Reads the
     Parquet parts and the journals of live runs, so it works while a run is going. Rows
     stored twice (two runs of one command before runs claimed classes) are reported with
     their proxies; proxybench repair OUT removes them.

@@ -19,6 +19,8 @@ __all__ = [
     "InvalidSettingError",
     "TruthImportError",
     "CorrelationError",
+    "ScoringStoppedError",
+    "ScoringInterrupted",
 ]
 
 
@@ -76,3 +78,44 @@ class CorrelationError(ProxybenchError, ValueError):
 
 class InvalidSettingError(ProxybenchError, ValueError):
     """A setting is out of range (batch size larger than the data, a zero std, ...)."""
+
+
+class _Stopped:
+    """What a scoring run that stopped early saved: the ``rows_saved`` rows of run ``run_id`` in ``out``.
+
+    ``problem`` says why it stopped and ``fix`` (may be empty) what to do before resuming,
+    which is running the same command again (:mod:`proxybench.scoring`).
+    """
+
+    def _init_stopped(self, problem: str, out: object, run_id: str, rows_saved: int, fix: str = "") -> None:
+        self.problem, self.out, self.run_id, self.rows_saved, self.fix = problem, out, run_id, rows_saved, fix
+
+    def describe(self, command: str | None = None) -> str:
+        """One line: the problem, the rows saved, the fix, and how to resume (``command``, the
+        command line that resumes, when known)."""
+        fix = f"{self.fix}, then " if self.fix else ""
+        rows = "1 row" if self.rows_saved == 1 else f"{self.rows_saved} rows"
+        resume = f"resume with: {command}" if command else "run the same command again to resume"
+        return f"{self.problem}: {rows} of this run saved in {self.out}; {fix}{resume}"
+
+
+class ScoringStoppedError(_Stopped, StoreError):
+    """A scoring run could not go on writing (disk full); the rows it journaled are kept and
+    running the same command again resumes it. Attributes: ``problem``, ``out``, ``run_id``,
+    ``rows_saved``, ``fix``."""
+
+    def __init__(self, problem: str, out: object, run_id: str, rows_saved: int, fix: str = "") -> None:
+        self._init_stopped(problem, out, run_id, rows_saved, fix)
+        super().__init__(self.describe())
+
+
+class ScoringInterrupted(_Stopped, KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a scoring run: a ``KeyboardInterrupt`` that says what was saved.
+
+    It stays a ``KeyboardInterrupt`` (code that catches those still does); ``proxybench score``
+    prints :meth:`describe` with its own command line. Attributes as :class:`ScoringStoppedError`.
+    """
+
+    def __init__(self, problem: str, out: object, run_id: str, rows_saved: int, fix: str = "") -> None:
+        self._init_stopped(problem, out, run_id, rows_saved, fix)
+        super().__init__(self.describe())

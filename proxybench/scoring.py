@@ -63,6 +63,7 @@ re-read the class's stored rows first.
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import hashlib
 import json
@@ -81,14 +82,16 @@ import torch.nn as nn
 
 from proxybench.batch import ProxyBatch, input_resolution
 from proxybench.device import configure_cuda_determinism
-from proxybench.errors import ProxybenchError
+from proxybench.errors import ProxybenchError, ScoringInterrupted, ScoringStoppedError
 from proxybench.presets import Preset, get_preset
 from proxybench.proxies.passes import PassCache, sharing
 from proxybench.proxies.registry import ProxySpec, reads_images, resolve_proxies
 from proxybench.sharding import group_by_class, parse_shard, select_shard
 from proxybench.spaces import SearchSpace, get_space
 from proxybench.store import RESUME_KEY, SCORE_COLUMNS, ScoreWriter, stored_keys, stored_rows
+from proxybench.store.atomic import not_writable, os_errno, os_reason
 from proxybench.store.claims import ClassClaims
+from proxybench.store.scores import rows_of_run
 
 __all__ = ["ScoreSummary", "score_architectures", "resolve_device", "settings_hash"]
 
@@ -386,106 +389,134 @@ def score_architectures(
             print(f"resuming: {already} of {len(canonical)} architectures already scored in {out}",
                   file=sys.stderr)
 
-    if workers > 1 or executor == "ray":
-        setup.source = setup.batches = None  # the workers load their own copy
-        pending = [g for g in groups if any(setup.missing(m, done) for m in g[1])]
+    try:
+        if workers > 1 or executor == "ray":
+            setup.source = setup.batches = None  # the workers load their own copy
+            pending = [g for g in groups if any(setup.missing(m, done) for m in g[1])]
+            summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical),
+                                   proxies=[s.name for s in setup.specs], shard=shard_text, workers=workers,
+                                   executor=executor)
+            summary.archs_skipped = len(canonical) - sum(len(m) for _, m in pending)
+            per_worker = max(1, (threads or torch.get_num_threads()) // workers)
+            kwargs = dict(space=space, proxies=[s.name for s in setup.specs], dataset=dataset, preset=preset,
+                          seed=seed, batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=True,
+                          proxy_settings={k: dict(v) for k, v in (proxy_settings or {}).items()},
+                          download=download, threads=per_worker, dedup=dedup, share_passes=share_passes,
+                          weights=weights, space_options=dict(space_options or {}),
+                          sample=None if sample is None else dict(sample))
+            if executor == "ray":
+                from proxybench.executors import run_ray
+
+                run_ray(pending, kwargs, setup.specs, run_id, summary, progress, started, threads=threads or 1,
+                        address=ray_address)
+            else:
+                from proxybench.workers import run_workers
+
+                run_workers(pending, workers, kwargs, run_id, summary, progress, started)
+            return summary
+
+        from proxybench import __version__
+
+        run_info = {
+            "command": "score", "settings": setup.run_settings,
+            "proxies": {k: setup.per_proxy[k] for k in setup.per_proxy},
+        "settings_hashes": dict(setup.hashes),
+            "data_origin": setup.source.origin, "archs_requested": len(canonical), "dedup": bool(dedup),
+            "shard": shard_text, "sample": None if sample is None else dict(sample),
+            "proxybench_version": __version__, "torch_version": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "started_at": datetime.now(timezone.utc).isoformat(),
+        }
         summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical),
-                               proxies=[s.name for s in setup.specs], shard=shard_text, workers=workers,
-                               executor=executor)
-        summary.archs_skipped = len(canonical) - sum(len(m) for _, m in pending)
-        per_worker = max(1, (threads or torch.get_num_threads()) // workers)
-        kwargs = dict(space=space, proxies=[s.name for s in setup.specs], dataset=dataset, preset=preset,
-                      seed=seed, batch_size=batch_size, device=device, data_dir=data_dir, out=out, resume=True,
-                      proxy_settings={k: dict(v) for k, v in (proxy_settings or {}).items()},
-                      download=download, threads=per_worker, dedup=dedup, share_passes=share_passes,
-                      weights=weights, space_options=dict(space_options or {}),
-                      sample=None if sample is None else dict(sample))
-        if executor == "ray":
-            from proxybench.executors import run_ray
+                               proxies=[s.name for s in setup.specs], shard=shard_text)
+        common = {
+            "space": space, "dataset": dataset, "seed": setup.seed, "batch_size": setup.batch_size,
+            "preset": setup.preset.name, "weights": setup.provider.describe(), "device": str(setup.device),
+            "proxybench_version": __version__, "torch_version": torch.__version__, "run_id": run_id,
+        }
+        # Rows already stored that a class's missing members can be copied from.
+        sources: dict[tuple[str, str], dict[str, Any]] = {}
+        if dedup and done:
+            for row in stored_rows(out, set(setup.hashes.values()), {uid for uid, _ in groups}):
+                if row["settings_hash"] != setup.hashes.get(row["proxy"]):
+                    continue
+                key = (row["arch_uid"], row["proxy"])
+                if key not in sources or _source_rank(row) < _source_rank(sources[key]):
+                    sources[key] = row
 
-            run_ray(pending, kwargs, setup.specs, run_id, summary, progress, started, threads=threads or 1,
-                    address=ray_address)
-        else:
-            from proxybench.workers import run_workers
+        order = [arch for _, members in groups for arch in members]
+        group_of = {members[0]: (uid, members) for uid, members in groups}
+        iterator: Iterable[str] = order
+        if progress is True:
+            from tqdm.auto import tqdm
 
-            run_workers(pending, workers, kwargs, run_id, summary, progress, started)
+            iterator = tqdm(order, total=len(order), unit="arch", desc="scoring", file=sys.stderr, dynamic_ncols=True)
+        elif callable(progress):
+            iterator = progress(order, len(order))
+
+        claims = ClassClaims(out, run_id)
+
+        def score_claimed(uid: str, members: list[str], wait: bool) -> bool:
+            """Score one class under its claim; False when another live run holds it (and not ``wait``)."""
+            hashes = {setup.hashes[s.name] for m in members for s in setup.missing(m, done)}
+            claim = None
+            if hashes:
+                claim = claims.acquire(space, uid, hashes, wait=wait)
+                if claim is None:
+                    return False
+                if claim.stale:  # another run worked on this class: what is stored now, not at start, counts
+                    _refresh_class(out, setup, uid, done, sources if dedup else None)
+            try:
+                rows = _score_class(setup, uid, members, done, sources, common, summary)
+                writer.add(rows)
+            finally:
+                if claim is not None:
+                    claim.release()
+            summary.rows_written += len(rows)
+            summary.count_failures(rows)
+            return True
+
+        with ScoreWriter(out, run_id, run_info, requested=canonical) as writer:
+            deferred = []
+            for arch in iterator:
+                if arch not in group_of:  # a later member of a class: handled with its first
+                    continue
+                uid, members = group_of[arch]
+                if not score_claimed(uid, members, wait=False):
+                    deferred.append((uid, members))
+            if deferred and progress is not False:
+                print(f"waiting for {len(deferred)} classes claimed by another live run in {out}; whatever it "
+                      "leaves undone is scored here", file=sys.stderr)
+            for uid, members in deferred:  # their run finished them meanwhile, is on them now, or died
+                score_claimed(uid, members, wait=True)
+            summary.seconds = time.perf_counter() - started
+            writer.close(summary.to_dict())
         return summary
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into one by the command line
+        if isinstance(exc, ScoringInterrupted):  # a worker's, already counted
+            raise
+        reason = getattr(exc, "reason", None) or "interrupted"
+        raise ScoringInterrupted(reason, out, run_id, rows_of_run(out, run_id)) from None
+    except OSError as exc:
+        raise _write_failure(exc, out, run_id) from None
+    except ScoringStoppedError as exc:  # a worker's: count what every worker saved, now that all stopped
+        raise ScoringStoppedError(exc.problem, out, run_id, rows_of_run(out, run_id), exc.fix) from None
 
-    from proxybench import __version__
 
-    run_info = {
-        "command": "score", "settings": setup.run_settings,
-        "proxies": {k: setup.per_proxy[k] for k in setup.per_proxy},
-        "data_origin": setup.source.origin, "archs_requested": len(canonical), "dedup": bool(dedup),
-        "shard": shard_text, "sample": None if sample is None else dict(sample),
-        "proxybench_version": __version__, "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "started_at": datetime.now(timezone.utc).isoformat(),
-    }
-    summary = ScoreSummary(out=out, run_id=run_id, archs_requested=len(canonical),
-                           proxies=[s.name for s in setup.specs], shard=shard_text)
-    common = {
-        "space": space, "dataset": dataset, "seed": setup.seed, "batch_size": setup.batch_size,
-        "preset": setup.preset.name, "weights": setup.provider.describe(), "device": str(setup.device),
-        "proxybench_version": __version__, "torch_version": torch.__version__, "run_id": run_id,
-    }
-    # Rows already stored that a class's missing members can be copied from.
-    sources: dict[tuple[str, str], dict[str, Any]] = {}
-    if dedup and done:
-        for row in stored_rows(out, set(setup.hashes.values()), {uid for uid, _ in groups}):
-            if row["settings_hash"] != setup.hashes.get(row["proxy"]):
-                continue
-            key = (row["arch_uid"], row["proxy"])
-            if key not in sources or _source_rank(row) < _source_rank(sources[key]):
-                sources[key] = row
+def _write_failure(exc: OSError, out: Path, run_id: str) -> Exception:
+    """The one-line error for an ``OSError`` met while writing into ``out``, or ``exc`` itself.
 
-    order = [arch for _, members in groups for arch in members]
-    group_of = {members[0]: (uid, members) for uid, members in groups}
-    iterator: Iterable[str] = order
-    if progress is True:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(order, total=len(order), unit="arch", desc="scoring", file=sys.stderr, dynamic_ncols=True)
-    elif callable(progress):
-        iterator = progress(order, len(order))
-
-    claims = ClassClaims(out, run_id)
-
-    def score_claimed(uid: str, members: list[str], wait: bool) -> bool:
-        """Score one class under its claim; False when another live run holds it (and not ``wait``)."""
-        hashes = {setup.hashes[s.name] for m in members for s in setup.missing(m, done)}
-        claim = None
-        if hashes:
-            claim = claims.acquire(space, uid, hashes, wait=wait)
-            if claim is None:
-                return False
-            if claim.stale:  # another run worked on this class: what is stored now, not at start, counts
-                _refresh_class(out, setup, uid, done, sources if dedup else None)
-        try:
-            rows = _score_class(setup, uid, members, done, sources, common, summary)
-            writer.add(rows)
-        finally:
-            if claim is not None:
-                claim.release()
-        summary.rows_written += len(rows)
-        summary.count_failures(rows)
-        return True
-
-    with ScoreWriter(out, run_id, run_info) as writer:
-        deferred = []
-        for arch in iterator:
-            if arch not in group_of:  # a later member of a class: handled with its first
-                continue
-            uid, members = group_of[arch]
-            if not score_claimed(uid, members, wait=False):
-                deferred.append((uid, members))
-        if deferred and progress is not False:
-            print(f"waiting for {len(deferred)} classes claimed by another live run in {out}; whatever it "
-                  "leaves undone is scored here", file=sys.stderr)
-        for uid, members in deferred:  # their run finished them meanwhile, is on them now, or died
-            score_claimed(uid, members, wait=True)
-        summary.seconds = time.perf_counter() - started
-        writer.close(summary.to_dict())
-    return summary
+    A read-only or forbidden folder is a :class:`~proxybench.errors.StoreError` that names it;
+    a full disk (or quota) is a :class:`~proxybench.errors.ScoringStoppedError` that says how
+    many rows the run saved (they are kept: rerunning the command resumes). Any other error
+    is unexpected and keeps its traceback.
+    """
+    reason, code = os_reason(exc), os_errno(exc)  # pyarrow's errors carry the errno in their text
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return not_writable(out, exc)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return ScoringStoppedError(f"disk full while writing into {out} ({reason})", out, run_id,
+                                   rows_of_run(out, run_id), fix="free some space")
+    return exc
 
 
 def _refresh_class(

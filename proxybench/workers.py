@@ -12,7 +12,8 @@ finished architecture on a queue; the parent turns those into one progress bar a
 the workers' summaries into its own.
 
 Failure: a worker that raises reports the error and the parent stops the others (SIGINT,
-so each rolls its journal into a part; SIGTERM after 5 s) and raises it (a :class:`~proxybench.errors.ProxybenchError` keeps its one-line message). A
+so each rolls its journal into a part; SIGTERM after 5 s; a worker takes its first SIGTERM as
+SIGINT) and raises it (a :class:`~proxybench.errors.ProxybenchError` keeps its one-line message). A
 worker that dies without a word (killed, out of memory) is reported with its exit code.
 Workers die with their parent (Linux ``PR_SET_PDEATHSIG``; elsewhere they notice at the
 next architecture), so a killed run leaves no orphan writing into OUT behind a rerun. What
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from proxybench.errors import ProxybenchError
+from proxybench.errors import ProxybenchError, ScoringStoppedError
 from proxybench.sharding import split_classes
 
 __all__ = ["run_workers"]
@@ -56,10 +57,22 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _sigterm_as_interrupt() -> None:
+    """The first SIGTERM (SLURM sends it to every process of the job) stops this worker as
+    Ctrl-C does, so its writer turns its journal into a part; a second one kills it (the
+    parent's ``terminate()`` after its grace period still works)."""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def _worker_main(index: int, archs: list[str], kwargs: dict[str, Any], messages: Any, parent_pid: int) -> None:
     """Body of worker ``index``: score ``archs`` and report progress and the summary on ``messages``."""
     _die_with_parent(parent_pid)
-    from proxybench.scoring import score_architectures
+    _sigterm_as_interrupt()
 
     def report(iterable: Iterable[Any], total: int) -> Iterator[Any]:
         for item in iterable:
@@ -68,13 +81,27 @@ def _worker_main(index: int, archs: list[str], kwargs: dict[str, Any], messages:
             yield item
             messages.put(("n", index, 1))
 
-    try:
+    try:  # the import too: a stop while torch loads is reported like any other (no traceback)
+        from proxybench.scoring import score_architectures
+
         summary = score_architectures(archs, progress=report, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - reported, then this process exits non-zero
+        _exiting()
+        if isinstance(exc, ScoringStoppedError):  # the parent counts every worker's rows and says it
+            messages.put(("stopped", index, exc.problem, exc.fix))
+            raise SystemExit(1) from None
         text = str(exc).strip().splitlines()
         messages.put(("error", index, type(exc).__name__, text[0] if text else "", isinstance(exc, ProxybenchError)))
         raise SystemExit(1) from None
+    _exiting()
     messages.put(("done", index, summary.to_dict()))
+
+
+def _exiting() -> None:
+    """The worker is done (or failed and reports it): the parent's SIGINT to stop the others must
+    not print a traceback from its exit handlers, and its terminate() just ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(processes: Sequence[Any], messages: Any, early: bool) -> None:
@@ -99,7 +126,10 @@ def _stop(processes: Sequence[Any], messages: Any, early: bool) -> None:
             pass
     for process in processes:
         if process.is_alive():
-            process.terminate()
+            process.terminate()  # a worker takes its first SIGTERM as SIGINT (a stop between bytecodes)
+            process.join(timeout=5)
+        if process.is_alive():  # stuck in a long native call: SIGKILL (its journal is recovered)
+            process.kill()
         process.join()
     messages.close()
 
@@ -148,6 +178,8 @@ def run_workers(
         if kind == "done":
             finished[index] = message[2]
             return 0
+        if kind == "stopped":  # rows_saved is counted by score_architectures once every worker stopped
+            raise ScoringStoppedError(message[2], kwargs["out"], run_id, 0, fix=message[3])
         _, _, name, text, expected = message
         if expected:
             raise ProxybenchError(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,7 +12,28 @@ import pyarrow.parquet as pq
 
 from proxybench.errors import StoreError
 
-__all__ = ["write_parquet_atomically"]
+__all__ = ["not_writable", "os_errno", "os_reason", "write_parquet_atomically"]
+
+
+def os_reason(exc: OSError) -> str:
+    """The system's short reason for ``exc`` ("Read-only file system"), also for pyarrow's
+    errors, which carry the errno only inside their text ("... Detail: [errno 30] ...")."""
+    found = re.search(r"\[errno (\d+)\]", str(exc))
+    if found:
+        return os.strerror(int(found.group(1)))
+    return exc.strerror or str(exc)
+
+
+def not_writable(out: os.PathLike[str] | str, exc: OSError) -> StoreError:
+    """The one-line error for a results directory ``out`` that cannot be written (read-only, forbidden)."""
+    return StoreError(f"cannot write into results directory {out} ({os_reason(exc)}); make it writable or "
+                      "choose another --out")
+
+
+def os_errno(exc: OSError) -> int | None:
+    """``exc.errno``, or the errno inside the text of a pyarrow error (see :func:`os_reason`)."""
+    found = re.search(r"\[errno (\d+)\]", str(exc))
+    return int(found.group(1)) if found else exc.errno
 
 
 def write_parquet_atomically(table: pa.Table, path: Path, metadata: Mapping[str, str]) -> None:
@@ -31,5 +53,9 @@ def write_parquet_atomically(table: pa.Table, path: Path, metadata: Mapping[str,
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}; choose another --out") from None
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # read-only file system: there is no temporary file to remove
+            pass
+        raise StoreError(f"cannot write {path}: {os_reason(exc)}; make {path.parent} writable or choose "
+                         "another --out") from None

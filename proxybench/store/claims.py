@@ -36,7 +36,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import IO
 
-from proxybench.errors import StoreError
+from proxybench.store.atomic import not_writable
 
 __all__ = ["Claim", "ClassClaims"]
 
@@ -72,7 +72,7 @@ class ClassClaims:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create {self.directory}: {exc.strerror or exc}; choose another --out") from None
+            raise not_writable(out, exc) from None
 
     def path(self, space: str, uid: str) -> Path:
         digest = hashlib.sha256(f"{space}\0{uid}".encode()).hexdigest()[:32]

@@ -58,6 +58,15 @@ SCORE_COLUMNS = tuple(SCORES_SCHEMA.names)
 #: A copy is not an independent draw: count ``shared_from IS NULL`` rows for compute time
 #: or for anything that needs independent initialisations.
 
+#: ``seconds``: wall time of the proxy's call on ``arch``. With shared passes (the default;
+#: :mod:`proxybench.proxies.passes`) a pass several proxies need, and the prepared network
+#: copy that read-only proxies share, are computed by and charged to the first of them in
+#: the run's proxy order; the others record only their own work. The sum over an
+#: architecture's proxies is the true cost; a single proxy's ``seconds`` depends on which
+#: proxies ran before it (``--no-share-passes`` gives each proxy's cost as if alone, with
+#: identical scores). Not split among the sharers on purpose: any split is a convention that
+#: no single run can check, while the first-user rule is what was measured.
+
 #: Columns that identify one result; ``--resume`` skips rows whose key is already stored.
 #: ``settings_hash`` covers seed, batch size, preset, weights, device, dtype and the
 #: proxy's own settings, so results under different settings never shadow each other.

@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from proxybench.errors import StoreError
+from proxybench.store.atomic import not_writable
 from proxybench.store.schema import REQUIRED_SCORE_COLUMNS, RESUME_KEY, SCORES_SCHEMA, check_parquet_schema
 
 __all__ = ["ScoreWriter", "StoreWarning", "check_part", "journal_rows", "read_directory", "read_scores", "run_is_live", "stored_keys", "stored_rows", "scores_dir"]
@@ -328,6 +329,23 @@ def read_scores(out: str | os.PathLike[str]) -> pa.Table:
         raise StoreError(f"cannot read the scores under {out}: {exc}") from None
 
 
+def rows_of_run(out: str | os.PathLike[str], run_id: str) -> int:
+    """Rows stored under ``out`` (parts and complete journal lines) by run ``run_id`` and by the
+    processes it started (workers ``<run_id>-w...``, Ray chunks): what a stopped run saved."""
+    parts, journaled = read_directory(scores_dir(out))
+    prefix = f"{run_id}-"
+    count = sum(1 for row in journaled
+                if row.get("run_id") == run_id or str(row.get("run_id") or "").startswith(prefix))
+    for part in parts:
+        try:
+            ids = pq.read_table(part, columns=["run_id"]).column("run_id")
+        except (pa.ArrowInvalid, OSError, KeyError):
+            continue
+        hits = pc.or_(pc.equal(ids, run_id), pc.starts_with(ids, prefix))
+        count += int(pc.sum(hits.cast(pa.int64())).as_py() or 0)
+    return count
+
+
 class ScoreWriter:
     """Append score rows to ``<out>/scores`` durably; see the module docstring.
 
@@ -337,6 +355,9 @@ class ScoreWriter:
         run_info: JSON-serialisable description of the run, written to ``runs/<run_id>.json``
             and into every part's Parquet key-value metadata.
         rows_per_part: Rows collected before a journal is turned into a Parquet part.
+        requested: The architectures the run was asked for, written once to
+            ``runs/<run_id>.archs`` (one per line): ``proxybench status`` compares them with
+            what is stored (coverage of the request; a killed run whose work a later run did).
     """
 
     def __init__(
@@ -345,6 +366,7 @@ class ScoreWriter:
         run_id: str,
         run_info: Mapping[str, Any],
         rows_per_part: int = 5000,
+        requested: Iterable[str] | None = None,
     ) -> None:
         self.out = Path(out)
         self.directory = scores_dir(out)
@@ -352,7 +374,7 @@ class ScoreWriter:
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.out / "runs").mkdir(exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create results directory {self.out}: {exc}; choose another --out") from None
+            raise not_writable(self.out, exc) from None
         _recover_journals(self.directory)
         self.run_id = run_id
         self.run_info = dict(run_info)
@@ -363,6 +385,8 @@ class ScoreWriter:
         self._journal: Any = None
         self.rows_written = 0
         self._run_lock = self._hold_run_lock()
+        if requested is not None:
+            _write_text_atomically(requested_path(self.out, run_id), "".join(f"{a}\n" for a in requested))
         self._write_run_file(status="running")
 
     # -- public -----------------------------------------------------------------
@@ -399,8 +423,19 @@ class ScoreWriter:
         if exc_type is None:
             self.close()
         else:  # keep what was scored; the run file says it did not finish
-            self._roll()
-            self._write_run_file(status=f"interrupted ({exc_type.__name__})")
+            # Best effort: on a full or read-only disk the part or the run file cannot be written
+            # either; the journal's complete lines are durable and the next run recovers them.
+            # A second error here would only hide the first one behind a chained traceback.
+            try:
+                self._roll()
+            except OSError:
+                self._abandon_journal()
+            try:
+                self._write_run_file(status=f"interrupted ({exc_type.__name__})")
+            except OSError:  # the record still says running: keep the lock file, so status says killed
+                self._run_lock.close()
+                self._run_lock = None
+                return
             self._release_run_lock()
 
     # -- internals --------------------------------------------------------------
@@ -413,10 +448,17 @@ class ScoreWriter:
 
     def _release_run_lock(self) -> None:
         if self._run_lock is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already, or a read-only / full disk
                 (self.out / "runs" / f"{self.run_id}.lock").unlink()
             self._run_lock.close()
             self._run_lock = None
+
+    def _abandon_journal(self) -> None:
+        """Close the journal without rolling it (the next writer in this folder recovers it)."""
+        if self._journal is not None:
+            with contextlib.suppress(OSError):
+                self._journal.close()
+            self._journal = None
 
     def _journal_path(self) -> Path:
         return self.directory / f"journal-{self.run_id}-{self._seq:05d}.jsonl"
@@ -444,10 +486,19 @@ class ScoreWriter:
                 "updated_at": datetime.now(timezone.utc).isoformat()}
         if summary is not None:
             info["summary"] = dict(summary)
-        path = self.out / "runs" / f"{self.run_id}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(info, indent=2, sort_keys=True, default=_json_default))
-        os.replace(tmp, path)
+        _write_text_atomically(self.out / "runs" / f"{self.run_id}.json",
+                               json.dumps(info, indent=2, sort_keys=True, default=_json_default))
+
+
+def requested_path(out: str | os.PathLike[str], run_id: str) -> Path:
+    """``runs/<run_id>.archs``: the architectures run ``run_id`` was asked for, one per line."""
+    return Path(out) / "runs" / f"{run_id}.archs"
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _json_default(value: Any) -> Any:

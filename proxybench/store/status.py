@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,19 @@ class RunState:
     updated_at: str
     archs_requested: int | None
     rows: int  # rows of this run now in the directory (parts and journals)
+    #: For a killed or interrupted run whose every requested (architecture, proxy) is stored now: the run that
+    #: stored the last of them (its own id when it had done everything before it died). None
+    #: otherwise, and for runs recorded before runs listed their architectures (runs/<run>.archs).
+    completed_by: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The state as ``str(status)`` prints it."""
+        if self.completed_by is None:
+            return self.state
+        if self.completed_by == self.run_id:
+            return f"{self.state} (its work was complete)"
+        return f"{self.state} (its work was completed by run {self.completed_by})"
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,10 @@ class ProxyCoverage:
     error: int
     compute_seconds: float  # sum of ``seconds`` over computed rows (a shared pass counts for its first proxy)
     space_size: int | None  # architectures in the space, when it can be enumerated
+    #: Architectures that runs of this configuration and proxy were asked for (the union of their
+    #: ``runs/<run>.archs``) and how many of them are scored; None when no run recorded its list.
+    requested: int | None = None
+    requested_scored: int | None = None
 
 
 @dataclass
@@ -89,7 +106,7 @@ class ResultsStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "out": str(self.out),
-            "runs": [vars(r) for r in self.runs],
+            "runs": [{**vars(r), "label": r.label} for r in self.runs],
             "coverage": [vars(c) for c in self.coverage],
             "journal_rows": self.journal_rows,
             "duplicates": dict(self.duplicates),
@@ -99,13 +116,14 @@ class ResultsStatus:
         lines = [f"results directory {self.out}"]
         states: dict[str, int] = {}
         for run in self.runs:
-            states[run.state] = states.get(run.state, 0) + 1
+            key = f"{run.state}, completed later" if run.completed_by else run.state
+            states[key] = states.get(key, 0) + 1
         summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none"
         lines.append(f"runs: {len(self.runs)} ({summary})")
         for run in self.runs:
             if run.state != "finished":
-                lines.append(f"  {run.run_id}: {run.state}, {run.rows} rows, started {run.started_at}")
-        if any(r.state == "killed" for r in self.runs):
+                lines.append(f"  {run.run_id}: {run.label}, {run.rows} rows, started {run.started_at}")
+        if any(r.state == "killed" and r.completed_by is None for r in self.runs):
             lines.append("  a killed run lost at most the architecture in flight; rerun its command to resume it")
         if self.journal_rows:
             lines.append(f"rows still in journals: {self.journal_rows} (a part is written when the run ends or resumes)")
@@ -117,18 +135,21 @@ class ResultsStatus:
         if not self.coverage:
             lines.append("no scores yet")
             return "\n".join(lines)
-        header = ["space", "dataset", "preset", "weights", "seed", "proxy", "archs", "classes", "ok",
+        header = ["space", "dataset", "preset", "weights", "seed", "proxy", "requested", "archs", "classes", "ok",
                   "nonfinite", "error", "hours"]
         table = [header]
         for c in self.coverage:
             archs = f"{c.archs}/{c.space_size}" if c.space_size else str(c.archs)
-            table.append([c.space, c.dataset, c.preset, c.weights, str(c.seed), c.proxy, archs, str(c.classes), str(c.ok),
-                          str(c.nonfinite), str(c.error), f"{c.compute_seconds / 3600:.2f}"])
+            requested = "-" if c.requested is None else f"{c.requested_scored}/{c.requested}"
+            table.append([c.space, c.dataset, c.preset, c.weights, str(c.seed), c.proxy, requested, archs,
+                          str(c.classes), str(c.ok), str(c.nonfinite), str(c.error), f"{c.compute_seconds / 3600:.2f}"])
         widths = [max(len(row[k]) for row in table) for k in range(len(header))]
         lines.append("")
         for row in table:
             lines.append("  ".join(v.rjust(w) if k >= 6 else v.ljust(w)
                                    for k, (v, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append("requested: architectures scored / asked for by the runs (runs/<run>.archs; - when no run "
+                     "recorded them); archs: scored / the space's total")
         lines.append("hours: worker time of the computed rows; a pass shared by several proxies counts "
                      "for the first proxy that ran it")
         return "\n".join(lines)
@@ -148,10 +169,86 @@ def results_status(out: str | os.PathLike[str]) -> ResultsStatus:
     stored = _stored_rows(out)
     rows = _all_rows(stored)
     rows_per_run = dict(rows.query("r", "SELECT run_id, count(*) FROM r GROUP BY run_id").fetchall())
-    status = ResultsStatus(out=out, runs=_runs(out, rows_per_run), journal_rows=journals.num_rows,
-                           duplicates=_duplicates(stored))
-    status.coverage = _coverage(rows)
+    records = _run_records(out)
+    runs = _runs(out, records, rows_per_run)
+    requests = _requests(out, records)
+    keys = _stored_keys(rows) if requests else {}
+    runs = [_with_completion(run, requests.get(run.run_id), keys) for run in runs]
+    status = ResultsStatus(out=out, runs=runs, journal_rows=journals.num_rows, duplicates=_duplicates(stored))
+    status.coverage = [_with_requested(c, records, requests, keys) for c in _coverage(rows)]
     return status
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What one run was asked for: its architectures and, per proxy, the settings hash of its rows."""
+
+    space: str
+    dataset: str
+    archs: tuple[str, ...]
+    hashes: dict[str, str]
+
+
+def _requests(out: Path, records: dict[str, dict[str, Any]]) -> dict[str, _Request]:
+    """The requests of the runs that recorded them (``runs/<run>.archs`` and ``settings_hashes``)."""
+    from proxybench.store.scores import requested_path
+
+    found = {}
+    for run_id, info in records.items():
+        path = requested_path(out, run_id)
+        settings = info.get("settings") or {}
+        if not path.is_file() or not isinstance(info.get("settings_hashes"), dict):
+            continue
+        try:
+            archs = tuple(line for line in path.read_text(encoding="utf-8").splitlines() if line)
+        except OSError:
+            continue
+        found[run_id] = _Request(str(settings.get("space")), str(settings.get("dataset")), archs,
+                                 dict(info["settings_hashes"]))
+    return found
+
+
+def _stored_keys(rows: duckdb.DuckDBPyRelation) -> dict[tuple[str, ...], tuple[Any, str]]:
+    """``(space, dataset, proxy, settings_hash, arch)`` -> ``(created_at, run_id)`` of every stored row."""
+    found = rows.select("space, dataset, proxy, settings_hash, arch, created_at, run_id").fetchall()
+    return {tuple(key[:5]): tuple(key[5:]) for key in found}
+
+
+def _with_completion(run: RunState, request: _Request | None,
+                     stored: dict[tuple[str, ...], tuple[Any, str]]) -> RunState:
+    """``run`` with :attr:`RunState.completed_by` set when it did not finish and every row it was asked
+    for is stored now (by whichever run: the one that stored the last of them is named)."""
+    if run.state in ("finished", "running") or request is None or not request.archs:
+        return run
+    last: tuple[Any, str] | None = None
+    for arch in request.archs:
+        for proxy, settings_hash in request.hashes.items():
+            found = stored.get((request.space, request.dataset, proxy, settings_hash, arch))
+            if found is None:
+                return run
+            if last is None or str(found[0]) > str(last[0]):
+                last = found
+    return run if last is None else replace(run, completed_by=last[1])
+
+
+def _with_requested(coverage: ProxyCoverage, records: dict[str, dict[str, Any]], requests: dict[str, _Request],
+                    stored: dict[tuple[str, ...], tuple[Any, str]]) -> ProxyCoverage:
+    """``coverage`` with the architectures its configuration's runs asked for, and how many are scored."""
+    asked: set[str] = set()
+    hashes: set[str] = set()
+    for run_id, request in requests.items():
+        settings = records[run_id].get("settings") or {}
+        same = (request.space == coverage.space and request.dataset == coverage.dataset
+                and settings.get("preset") == coverage.preset and settings.get("weights") == coverage.weights
+                and settings.get("seed") == coverage.seed and coverage.proxy in request.hashes)
+        if same:
+            asked.update(request.archs)
+            hashes.add(request.hashes[coverage.proxy])
+    if not asked:
+        return coverage
+    scored = sum(any((coverage.space, coverage.dataset, coverage.proxy, h, arch) in stored for h in hashes)
+                 for arch in asked)
+    return replace(coverage, requested=len(asked), requested_scored=scored)
 
 
 def _journal_table(out: Path) -> pa.Table:
@@ -187,14 +284,21 @@ def _duplicates(stored: duckdb.DuckDBPyRelation) -> dict[str, int]:
     return {proxy: int(extra) for proxy, extra in found}
 
 
-def _runs(out: Path, rows_per_run: dict[str, int]) -> list[RunState]:
-    runs = []
+def _run_records(out: Path) -> dict[str, dict[str, Any]]:
+    """``runs/<run>.json`` of every run, by run id."""
+    records = {}
     for record in sorted((out / "runs").glob("*.json")) if (out / "runs").is_dir() else []:
         try:
             info = json.loads(record.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise StoreError(f"unreadable run record {record}: {exc}; move it away") from None
-        run_id = info.get("run_id", record.stem)
+        records[info.get("run_id", record.stem)] = info
+    return records
+
+
+def _runs(out: Path, records: dict[str, dict[str, Any]], rows_per_run: dict[str, int]) -> list[RunState]:
+    runs = []
+    for run_id, info in records.items():
         state = info.get("status", "unknown")
         if state == "running" and not run_is_live(out, run_id):
             # A killed writer leaves its lock file behind; no lock file at all means a record

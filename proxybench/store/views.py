@@ -114,15 +114,51 @@ def check_view_files(files: Sequence[Path], kind: str) -> None:
         "scores": (SCORES_SCHEMA, REQUIRED_SCORE_COLUMNS,
                    "move it out of the scores folder or leave it out of --scores (proxybench score writes "
                    "scores files)"),
-        "truth": (TRUTH_SCHEMA, ("space", "arch", "dataset", "metric", "value"),
+        "truth": (TRUTH_SCHEMA, _REQUIRED_TRUTH_COLUMNS,
                   "move it out of the truth folder or leave it out of --truth (proxybench truth import writes "
                   "truth files from benchmark sources)"),
     }.get(kind, (None, (), ""))
     if schema is None:  # archives: their columns depend on the run's objectives
         return
+    _check_not_swapped(files, kind)
     for path in files:
         check_parquet_schema(path, schema, kind, fix, required=required,
                              corrupt=f"cannot read the {kind} files ({len(files)} given): corrupt Parquet file")
+
+
+_REQUIRED_TRUTH_COLUMNS = ("space", "arch", "dataset", "metric", "value")
+
+
+def _has_columns(path: Path, kind: str) -> bool:
+    """True when the footer of ``path`` has the required columns of a ``kind`` file (False when unreadable)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from proxybench.store.schema import REQUIRED_SCORE_COLUMNS
+
+    required = REQUIRED_SCORE_COLUMNS if kind == "scores" else _REQUIRED_TRUTH_COLUMNS
+    try:
+        names = set(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return all(name in names for name in required)
+
+
+def _check_not_swapped(files: Sequence[Path], kind: str) -> None:
+    """Raise when every file given as ``kind`` is a file of the other kind: --scores and --truth swapped.
+
+    One stray file of the other kind among good ones is not a swap; the per-file check names it.
+    """
+    if kind not in ("scores", "truth") or not files:
+        return
+    other = "truth" if kind == "scores" else "scores"
+    if any(_has_columns(p, kind) for p in files) or not all(_has_columns(p, other) for p in files):
+        return
+    writer = "proxybench truth import" if other == "truth" else "proxybench score"
+    where = files[0].parent if len(files) > 1 else files[0]
+    raise StoreError(f"the files given as --{kind} ({where}) look like {other} files (written by {writer}), not "
+                     f"{kind} files; did you swap --scores and --truth? Pass the scores to --scores and the truth "
+                     "to --truth")
 
 
 def open_views(
