@@ -374,6 +374,34 @@ def test_a_table_with_unmet_needs_is_absent_and_a_failing_one_is_listed(results,
     assert cells(row)[2]["text"].startswith("table empty-one found no rows in the files given")
 
 
+def test_surrogate_choices_and_cv_tau_per_iteration(surrogate_run, surrogate_report):
+    page = Page(surrogate_report)
+    [table] = page.find("table", **{"class": "sortable surrogates"})
+    stats = [s for s in Archive(surrogate_run, ["f_ar", "params"]).iteration_stats() if s.get("objective")]
+    assert len(stats) == 2  # two iterations, one expensive objective
+    rows = _rows(table)
+    assert [(r["attrs"]["data-iteration"], r["attrs"]["data-objective"]) for r in rows] == [
+        (str(s["iteration"]), s["objective"]) for s in stats]
+    for row, st in zip(rows, stats):
+        cs = cells(row)
+        assert cs[2]["text"] == st["surrogate"]
+        assert float(cs[3]["attrs"]["data-v"]) == st["cv_tau_mean"]
+        assert cs[3]["text"] == f"{st['cv_tau_mean']:.3f} ± {st['cv_tau_std']:.3f}"
+    # the picks table carries the picks' corruption error
+    [picks] = page.find("table", **{"class": "sortable picks"})
+    assert [h["text"] for h in _descendants(picks) if h["tag"] == "th"][-1] == "mCE (%)"
+    by_label = {r["arch_label"]: r["mce"] for r in Archive(surrogate_run, ["f_ar", "params"]).rows() if r["selected"]}
+    assert {cells(r)[0]["text"]: float(cells(r)[-1]["attrs"]["data-v"]) for r in _rows(picks)} == by_label
+
+
+def test_a_run_without_expensive_objectives_says_so(report):
+    page = Page(report.read_text())
+    [section] = page.find("section", data_section="search-0")
+    assert not page.find("table", **{"class": "sortable surrogates"})
+    assert "every objective of this run is cheap" in section["text"]
+    assert "mCE" not in section["text"]  # params,flops: no corruption error measured
+
+
 def test_without_truth_the_page_says_why(tmp_path):
     out = tmp_path / "results"
     write(out / "scores" / "p.parquet", score_rows("synflow", np.arange(1, 11)), SCORES_SCHEMA)

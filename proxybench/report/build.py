@@ -25,8 +25,10 @@ are theirs, never a second computation:
   files is listed with build_table's one-line reason.
 * **Searches** (``--archive RUN``): the archive's objective space in the user's orientation
   (as :func:`proxybench.search.report.pareto_figure`), the non-dominated front of
-  :func:`proxybench.search.select.non_dominated` as a step line, the picks as stars, and a
-  picks table.
+  :func:`proxybench.search.select.non_dominated` as a step line, the picks as stars, a
+  picks table (with the picks' mCE when measured), and the surrogate each iteration chose
+  per expensive objective with its cross-validated τ (the run's stored iteration statistics,
+  :meth:`proxybench.search.archive.Archive.iteration_stats`).
 
 Figures are inline SVG (why: :mod:`proxybench.report.svg`), the script and style inline
 (:mod:`proxybench.report._assets`); nothing is fetched when the page is opened.
@@ -744,17 +746,43 @@ def _archive(page: _Page, run: Path) -> None:
                        f"<figcaption>{len(ok):,} candidates measured, {len(rows) - len(ok)} failed (not drawn); "
                        f"line: non-dominated front of these two objectives ({front.size} points); stars: picks"
                        "</figcaption></figure>")
-    head = ["pick", "candidate", "iteration", "architecture", *names]
+    picked = [(k, r) for k, r in enumerate(ok) if r["selected"]]
+    with_mce = "mce" not in names and any(r.get("mce") is not None for _, r in picked)
+    head = ["pick", "candidate", "iteration", "architecture", *names, *(["mCE (%)"] if with_mce else [])]
     body = [[str(r["arch_label"]), (str(r["candidate"]), r["candidate"]), (str(r["iteration"]), r["iteration"]),
-             f"{r['arch']}", *((fmt_number(float(v)), float(v)) for v in raw[k])]
-            for k, r in enumerate(ok) if r["selected"]]
+             f"{r['arch']}", *((fmt_number(float(v)), float(v)) for v in raw[k]),
+             *([_num(r.get("mce"), 2)] if with_mce else [])]
+            for k, r in picked]
     text = (f'<p class="meta">Search run <code>{escape(str(run))}</code>: space {escape(str(settings.get("space")))}, '
             f"objectives {escape(', '.join(names))} (values in the user's orientation; the axis of a higher-is-better "
             "objective is reversed, so better lies towards the lower left).</p>"
             f'<div class="grid">{"".join(figures)}</div><h3>Picks</h3>'
-            + (_table(head, body, numeric=(1, 2, *range(4, 4 + len(names))), cls="sortable picks") if body
-               else '<p class="meta">No picks yet.</p>'))
+            + (_table(head, body, numeric=(1, 2, *range(4, len(head))), cls="sortable picks") if body
+               else '<p class="meta">No picks yet.</p>')
+            + "<h3>Surrogates per iteration</h3>" + _surrogate_table(Archive(run, names).iteration_stats()))
     page.add(f"search-{len([s for s in page.sections if s[0].startswith('search-')])}", f"Search {run_id}", text)
+
+
+def _surrogate_table(stats: list[dict[str, Any]]) -> str:
+    """The surrogate each iteration chose per expensive objective and its K-fold CV Kendall τ, as the
+    search stored them (``RUN/iterations.parquet``, rebuilt from the archive parts' metadata)."""
+    chosen = [st for st in stats if st.get("objective")]
+    if not chosen:
+        return ('<p class="meta">No surrogates: every objective of this run is cheap (measured on every candidate), '
+                "so no iteration chose one.</p>")
+    body, attrs = [], []
+    for st in chosen:
+        mean, sd = st.get("cv_tau_mean"), st.get("cv_tau_std")
+        tau = "—" if mean is None else f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"
+        body.append([(str(st["iteration"]), st["iteration"]), st["objective"], st.get("surrogate") or "—",
+                     (tau, mean), (str(st.get("cv_folds") or "—"), st.get("cv_folds")),
+                     _num(st.get("new_kendall")), (str(st.get("n_new") or 0), st.get("n_new"))])
+        attrs.append(f'data-iteration="{st["iteration"]}" data-objective="{escape(str(st["objective"]))}"')
+    return ('<p class="meta">Per iteration and expensive objective: the surrogate chosen by K-fold cross-validated '
+            "Kendall τ over the archive so far (mean ± sd over the folds), and the τ of its predictions on the "
+            "candidates it picked, once measured.</p>"
+            + _table(["iteration", "objective", "surrogate", "CV τ mean ± sd", "folds", "τ on new picks", "new"],
+                     body, numeric=(0, 3, 4, 5, 6), cls="sortable surrogates", attrs=attrs))
 
 
 def _log_kind(values: np.ndarray, is_log: bool) -> tuple[str, float | None]:
