@@ -147,7 +147,7 @@ def test_every_section_is_present_and_the_page_is_self_contained(report):
     text = report.read_text()
     page = Page(text)
     sections = [e["attrs"]["data-section"] for e in page.find("section")]
-    assert sections == ["provenance", "correlations", "scatters", "predictors", "search-0"]
+    assert sections == ["provenance", "correlations", "scatters", "predictors", "tables", "search-0"]
     # offline: no external script, style, image or font; the only URLs are SVG namespaces
     assert not page.find("link") and all("src" not in e["attrs"] for e in page.find("script"))
     assert all(e["attrs"].get("xmlns") == "http://www.w3.org/2000/svg" for e in page.find("svg") if "xmlns" in e["attrs"])
@@ -273,6 +273,133 @@ def test_archive_front_and_picks(search_run, report):
     assert picks and {int(c) for c in figure["attrs"]["data-picks"].split(",")} == picks
     [table] = page.find("table", **{"class": "sortable picks"})
     assert len(_rows(table)) == len(picks)
+
+
+class FlatnasMeasure:
+    """Deterministic top1_error, robustness and mce from the genome (no data, no training)."""
+
+    quantities = ("top1_error", "robustness", "mce")
+
+    def __init__(self) -> None:
+        from proxybench.spaces import get_space
+
+        self.space = get_space("nb201")
+
+    def measure(self, archs):
+        out = {}
+        for arch in archs:
+            g = self.space.encode(arch)
+            out[arch] = {"top1_error": 5.0 + float(np.sum((g - 3) ** 2)), "robustness": 1.0 + 0.5 * float(g[5]),
+                         "mce": 20.0 + float(g[1]) + 0.1 * float(g[2])}
+        return out
+
+    def describe(self):
+        return {"measure": "fake-flatnas"}
+
+
+@pytest.fixture(scope="module")
+def surrogate_run(tmp_path_factory) -> Path:
+    """A tiny f_ar,params search: f_ar is expensive, so each iteration chooses a surrogate by CV τ."""
+    from proxybench.search.loop import run_search
+    from proxybench.search.measures import CostMeasure
+    from proxybench.spaces import get_space
+
+    run = tmp_path_factory.mktemp("search") / "surrogate"
+    run_search("nb201", "f_ar,params", out=run, measures=[CostMeasure(get_space("nb201")), FlatnasMeasure()],
+               n_start=12, iterations=2, per_iteration=3, seed=0, top_k=2, pop_size=8, generations=2, cv_folds=3)
+    return run
+
+
+@pytest.fixture(scope="module")
+def surrogate_report(results, surrogate_run) -> str:
+    return build_report(results, archives=[surrogate_run])
+
+
+def _paper_cells(table: dict) -> dict:
+    return {(c["attrs"]["data-row-group"], c["attrs"]["data-row"], c["attrs"]["data-col-group"],
+             c["attrs"]["data-col"]): c for c in _descendants(table) if c["tag"] == "td" and "data-v" in c["attrs"]}
+
+
+def test_paper_tables_hold_build_tables_numbers_and_marks(results, surrogate_run, surrogate_report):
+    from proxybench.tables import TableBuildError, build_table, get_table, list_tables
+    from proxybench.tables.layout import marks
+
+    page = Page(surrogate_report)
+    shown = {t["attrs"]["data-table"]: t for t in page.find("table", **{"class": "paper"})}
+    given = {"scores": [results], "truth": [results], "archive": [surrogate_run],
+             "predictions": [results / "predictor_metrics"]}
+    assert {"zero-cost", "few-shot", "flatnas-search"} <= set(shown)
+    failed = {cells(r)[0]["text"]: cells(r)[2]["text"] for t in page.find("table", **{"class": "tables-failed"})
+              for r in _rows(t)}
+    assert set(shown) | set(failed) == {d.name for d in list_tables()}  # every need is met here: none left out
+    for name in shown:
+        data = build_table(get_table(name), **{v: given[v] for v in get_table(name).needs})
+        found = _paper_cells(shown[name])
+        expected = {(c.row_group, c.row, c.col_group, c.col): c.value for c in data.cells if c.value is not None}
+        assert {k: float(v["attrs"]["data-v"]) for k, v in found.items()} == expected
+        for key, mark in marks(data).items():
+            assert found[key]["attrs"]["data-mark"] == mark
+            assert any(ch["tag"] == {"best": "b", "second": "u"}[mark] for ch in found[key]["children"])
+    # the FlatNAS table's mCE column is the archive's mce of the picks
+    picks = [r for r in Archive(surrogate_run, ["f_ar", "params"]).rows() if r["selected"]]
+    mce = {k[1]: float(v["attrs"]["data-v"]) for k, v in _paper_cells(shown["flatnas-search"]).items()
+           if k[3] == "mCE (%)"}
+    assert mce == {f"{r['run_id']}: {r['arch_label']}": r["mce"] for r in picks}
+    for name, reason in failed.items():  # listed with the reason build_table gives
+        with pytest.raises(TableBuildError) as exc:
+            build_table(get_table(name), **{v: given[v] for v in get_table(name).needs})
+        assert isinstance(exc.value, TableBuildError) and reason == str(exc.value).strip().splitlines()[0]
+
+
+def test_a_table_with_unmet_needs_is_absent_and_a_failing_one_is_listed(results, tmp_path, monkeypatch):
+    """Without --archive the FlatNAS table is absent (and said to need an archive); a table whose query finds
+    nothing in these files is listed with build_table's reason."""
+    import proxybench.tables as tables
+
+    page = Page(build_report(results))
+    names = {t["attrs"]["data-table"] for t in page.find("table", **{"class": "paper"})}
+    assert "flatnas-search" not in names and {"zero-cost", "few-shot"} <= names
+    [section] = page.find("section", data_section="tables")
+    assert "flatnas-search: archive" in section["text"]
+
+    extra = tmp_path / "tables"
+    extra.mkdir()
+    (extra / "empty-one.sql").write_text("-- title: Nothing\n-- needs: scores\n"
+                                         "SELECT 'r' AS row, 'c' AS col, 1.0 AS value FROM scores WHERE false\n")
+    builtin = tables.list_tables
+    monkeypatch.setattr(tables, "list_tables", lambda: builtin([extra]))
+    page = Page(build_report(results))
+    [failed] = page.find("table", **{"class": "tables-failed"})
+    [row] = [r for r in _rows(failed) if cells(r)[0]["text"] == "empty-one"]
+    assert cells(row)[2]["text"].startswith("table empty-one found no rows in the files given")
+
+
+def test_surrogate_choices_and_cv_tau_per_iteration(surrogate_run, surrogate_report):
+    page = Page(surrogate_report)
+    [table] = page.find("table", **{"class": "sortable surrogates"})
+    stats = [s for s in Archive(surrogate_run, ["f_ar", "params"]).iteration_stats() if s.get("objective")]
+    assert len(stats) == 2  # two iterations, one expensive objective
+    rows = _rows(table)
+    assert [(r["attrs"]["data-iteration"], r["attrs"]["data-objective"]) for r in rows] == [
+        (str(s["iteration"]), s["objective"]) for s in stats]
+    for row, st in zip(rows, stats):
+        cs = cells(row)
+        assert cs[2]["text"] == st["surrogate"]
+        assert float(cs[3]["attrs"]["data-v"]) == st["cv_tau_mean"]
+        assert cs[3]["text"] == f"{st['cv_tau_mean']:.3f} ± {st['cv_tau_std']:.3f}"
+    # the picks table carries the picks' corruption error
+    [picks] = page.find("table", **{"class": "sortable picks"})
+    assert [h["text"] for h in _descendants(picks) if h["tag"] == "th"][-1] == "mCE (%)"
+    by_label = {r["arch_label"]: r["mce"] for r in Archive(surrogate_run, ["f_ar", "params"]).rows() if r["selected"]}
+    assert {cells(r)[0]["text"]: float(cells(r)[-1]["attrs"]["data-v"]) for r in _rows(picks)} == by_label
+
+
+def test_a_run_without_expensive_objectives_says_so(report):
+    page = Page(report.read_text())
+    [section] = page.find("section", data_section="search-0")
+    assert not page.find("table", **{"class": "sortable surrogates"})
+    assert "every objective of this run is cheap" in section["text"]
+    assert "mCE" not in section["text"]  # params,flops: no corruption error measured
 
 
 def test_without_truth_the_page_says_why(tmp_path):

@@ -39,6 +39,11 @@ table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; font-size:
 table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; font-size: 9px; }
 td .ci { color: var(--muted); font-size: 11px; white-space: nowrap; }
 td code, .arch { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 11px; }
+div.scroll { overflow-x: auto; max-width: 100%; }
+table.paper th.cg { text-align: center; border-bottom: 1px solid #9aa5b1; }
+table.paper tr.rg th { background: #e8edf2; font-weight: 600; }
+table.paper tbody th { background: #fff; font-weight: normal; position: static; white-space: nowrap; }
+table.paper u { text-decoration-thickness: 1.5px; text-underline-offset: 2px; }
 details { margin: 4px 0; } summary { cursor: pointer; color: var(--accent); }
 .grid { display: flex; flex-wrap: wrap; gap: 10px; }
 figure.panel { margin: 0; border: 1px solid var(--line); border-radius: 4px; padding: 4px; background: #fff; }

@@ -18,10 +18,17 @@ are theirs, never a second computation:
   :func:`proxybench.stats.plots.x_scale`; hover shows architecture, score and truth.
 * **Few-shot predictors** (``OUT/predictor_metrics``): :func:`proxybench.combine.run.summarise`
   per (space, dataset, metric): a table and τ against n per model, one chart per feature set.
+* **Paper tables**: every built-in table of ``proxybench tables`` whose needs the report's
+  inputs meet (scores and truth; ``predictions`` from ``OUT/predictor_metrics``; ``archive``
+  from ``--archive``), built by :func:`proxybench.tables.build_table` with the best/second
+  marks of :func:`proxybench.tables.layout.marks`; a table that cannot be built from these
+  files is listed with build_table's one-line reason.
 * **Searches** (``--archive RUN``): the archive's objective space in the user's orientation
   (as :func:`proxybench.search.report.pareto_figure`), the non-dominated front of
-  :func:`proxybench.search.select.non_dominated` as a step line, the picks as stars, and a
-  picks table.
+  :func:`proxybench.search.select.non_dominated` as a step line, the picks as stars, a
+  picks table (with the picks' mCE when measured), and the surrogate each iteration chose
+  per expensive objective with its cross-validated τ (the run's stored iteration statistics,
+  :meth:`proxybench.search.archive.Archive.iteration_stats`).
 
 Figures are inline SVG (why: :mod:`proxybench.report.svg`), the script and style inline
 (:mod:`proxybench.report._assets`); nothing is fetched when the page is opened.
@@ -163,6 +170,12 @@ def _collect(out: Path, *, truth: Sequence[str | os.PathLike[str]] | None = None
                  f'<p class="warn">Correlations and scatters are left out: {escape(why)}.</p>')
     if (out / "predictor_metrics").is_dir():
         page.add("predictors", "Few-shot predictors", _predictors(out / "predictor_metrics"))
+    archives = list(archives)
+    given = {"scores": [out] if has_scores else None, "truth": truth_paths or None, "archive": archives or None,
+             "predictions": [out / "predictor_metrics"] if (out / "predictor_metrics").is_dir() else None}
+    tables = _paper_tables(given)
+    if tables:
+        page.add("tables", "Paper tables", tables)
     for run in archives:
         _archive(page, Path(run))
     return page
@@ -598,6 +611,89 @@ def _predictors(folder: Path) -> str:
     return "".join(parts)
 
 
+# ----------------------------------------------------------------------------- paper tables
+
+
+def _paper_tables(given: dict[str, list[Any] | None]) -> str:
+    """Every built-in table of ``proxybench tables`` whose needs ``given`` meets, built by
+    :func:`proxybench.tables.build_table` and laid out as its renderers do (groups, best/second
+    marks); a table that cannot be built for these files is listed with its one-line reason.
+    Empty when no table's needs are met."""
+    from proxybench.errors import ProxybenchError
+    from proxybench.tables import build_table, list_tables
+
+    built, failed, skipped = [], [], []
+    for definition in list_tables():
+        if not all(given.get(view) for view in definition.needs):
+            skipped.append(definition)
+            continue
+        try:
+            data = build_table(definition, **{view: given[view] for view in definition.needs})
+        except ProxybenchError as exc:
+            failed.append((definition, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
+            continue
+        built.append(_paper_table(data))
+    if not built and not failed:
+        return ""  # no table's needs are met: no section
+    unmet = (f"; left out, as they need inputs this report was not given: "
+             f"{escape('; '.join(f'{d.name}: ' + ', '.join(d.needs) for d in skipped))}" if skipped else "")
+    parts = [f'<p class="meta">The tables of <code>proxybench tables</code> (the same numbers) whose inputs this '
+             f"report has: {len(built)} built, {len(failed)} could not be built from these files (listed at the end)"
+             f"{unmet}. Best in bold, second underlined; —: no value.</p>"]
+    parts.extend(built)
+    if failed:
+        parts.append("<h3>Not built</h3>" + _table(
+            ["table", "title", "reason"], [[d.name, d.title, why] for d, why in failed],
+            cls="tables-failed"))
+    return "".join(parts)
+
+
+def _paper_table(data: Any) -> str:
+    from proxybench.tables.layout import marks
+
+    definition = data.definition
+    digits = definition.decimals
+    found = marks(data)
+    index = {((c.row_group, c.row), (c.col_group, c.col)): c for c in data.cells}
+    grouped_cols = any(g for g, _ in data.columns)
+    head = ""
+    if grouped_cols:
+        spans: list[list[Any]] = []
+        for group, _ in data.columns:
+            if spans and spans[-1][0] == group:
+                spans[-1][1] += 1
+            else:
+                spans.append([group, 1])
+        head += ('<tr><th></th>' + "".join(f'<th class="cg" colspan="{n}">{escape(g)}</th>' for g, n in spans)
+                 + "</tr>")
+    head += "<tr><th></th>" + "".join(f'<th class="num">{escape(c)}</th>' for _, c in data.columns) + "</tr>"
+    body, current = [], None
+    for row in data.rows:
+        if row[0] and row[0] != current:
+            current = row[0]
+            body.append(f'<tr class="rg"><th colspan="{len(data.columns) + 1}">{escape(current)}</th></tr>')
+        cells = []
+        for column in data.columns:
+            cell = index.get((row, column))
+            if cell is None or cell.value is None:
+                cells.append('<td class="num">—</td>')
+                continue
+            mark = found.get((*row, *column))
+            text = f"{cell.value:.{digits}f}"
+            text = f"<b>{text}</b>" if mark == "best" else f"<u>{text}</u>" if mark == "second" else text
+            where = (f'data-row-group="{escape(row[0])}" data-row="{escape(row[1])}" '
+                     f'data-col-group="{escape(column[0])}" data-col="{escape(column[1])}"')
+            marked = f' data-mark="{mark}"' if mark else ""
+            cells.append(f'<td class="num" data-v="{cell.value!r}"{marked} {where}>{text}</td>')
+        body.append(f"<tr><th>{escape(row[1])}</th>{''.join(cells)}</tr>")
+    caption = f'<p class="meta">{escape(definition.caption)}</p>' if definition.caption else ""
+    provenance = (f'<p class="meta">{"<br>".join(escape(line) for line in data.provenance)}</p>'
+                  if data.provenance else "")
+    return (f'<h3 id="table-{escape(definition.name)}">{escape(definition.title)}</h3>{caption}'
+            f'<div class="scroll"><table class="paper" data-table="{escape(definition.name)}"><thead>{head}</thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{provenance}")
+
+
 # ----------------------------------------------------------------------------- search archives
 
 
@@ -650,17 +746,43 @@ def _archive(page: _Page, run: Path) -> None:
                        f"<figcaption>{len(ok):,} candidates measured, {len(rows) - len(ok)} failed (not drawn); "
                        f"line: non-dominated front of these two objectives ({front.size} points); stars: picks"
                        "</figcaption></figure>")
-    head = ["pick", "candidate", "iteration", "architecture", *names]
+    picked = [(k, r) for k, r in enumerate(ok) if r["selected"]]
+    with_mce = "mce" not in names and any(r.get("mce") is not None for _, r in picked)
+    head = ["pick", "candidate", "iteration", "architecture", *names, *(["mCE (%)"] if with_mce else [])]
     body = [[str(r["arch_label"]), (str(r["candidate"]), r["candidate"]), (str(r["iteration"]), r["iteration"]),
-             f"{r['arch']}", *((fmt_number(float(v)), float(v)) for v in raw[k])]
-            for k, r in enumerate(ok) if r["selected"]]
+             f"{r['arch']}", *((fmt_number(float(v)), float(v)) for v in raw[k]),
+             *([_num(r.get("mce"), 2)] if with_mce else [])]
+            for k, r in picked]
     text = (f'<p class="meta">Search run <code>{escape(str(run))}</code>: space {escape(str(settings.get("space")))}, '
             f"objectives {escape(', '.join(names))} (values in the user's orientation; the axis of a higher-is-better "
             "objective is reversed, so better lies towards the lower left).</p>"
             f'<div class="grid">{"".join(figures)}</div><h3>Picks</h3>'
-            + (_table(head, body, numeric=(1, 2, *range(4, 4 + len(names))), cls="sortable picks") if body
-               else '<p class="meta">No picks yet.</p>'))
+            + (_table(head, body, numeric=(1, 2, *range(4, len(head))), cls="sortable picks") if body
+               else '<p class="meta">No picks yet.</p>')
+            + "<h3>Surrogates per iteration</h3>" + _surrogate_table(Archive(run, names).iteration_stats()))
     page.add(f"search-{len([s for s in page.sections if s[0].startswith('search-')])}", f"Search {run_id}", text)
+
+
+def _surrogate_table(stats: list[dict[str, Any]]) -> str:
+    """The surrogate each iteration chose per expensive objective and its K-fold CV Kendall τ, as the
+    search stored them (``RUN/iterations.parquet``, rebuilt from the archive parts' metadata)."""
+    chosen = [st for st in stats if st.get("objective")]
+    if not chosen:
+        return ('<p class="meta">No surrogates: every objective of this run is cheap (measured on every candidate), '
+                "so no iteration chose one.</p>")
+    body, attrs = [], []
+    for st in chosen:
+        mean, sd = st.get("cv_tau_mean"), st.get("cv_tau_std")
+        tau = "—" if mean is None else f"{mean:.3f} ± {sd:.3f}" if sd is not None else f"{mean:.3f}"
+        body.append([(str(st["iteration"]), st["iteration"]), st["objective"], st.get("surrogate") or "—",
+                     (tau, mean), (str(st.get("cv_folds") or "—"), st.get("cv_folds")),
+                     _num(st.get("new_kendall")), (str(st.get("n_new") or 0), st.get("n_new"))])
+        attrs.append(f'data-iteration="{st["iteration"]}" data-objective="{escape(str(st["objective"]))}"')
+    return ('<p class="meta">Per iteration and expensive objective: the surrogate chosen by K-fold cross-validated '
+            "Kendall τ over the archive so far (mean ± sd over the folds), and the τ of its predictions on the "
+            "candidates it picked, once measured.</p>"
+            + _table(["iteration", "objective", "surrogate", "CV τ mean ± sd", "folds", "τ on new picks", "new"],
+                     body, numeric=(0, 3, 4, 5, 6), cls="sortable surrogates", attrs=attrs))
 
 
 def _log_kind(values: np.ndarray, is_log: bool) -> tuple[str, float | None]:
