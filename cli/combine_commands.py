@@ -99,8 +99,7 @@ def combine(
       proxybench combine --truth results --proxies none --features graf --models rf --n 100 \\
           --save-predictor graf-rf-100.pkl
     """
-    import os
-
+    from proxybench._threads import available_cpus
     from proxybench.combine import CombineConfig, load_combine_data, parse_feature_sets, run_combine, summarise
     from proxybench.combine.run import metric_columns
     from proxybench.combine.report import plot_learning_curves, render_summary
@@ -124,7 +123,7 @@ def combine(
     config = CombineConfig(
         feature_sets=parse_feature_sets(features, data.proxies), models=model_list, ns=n_list, splits=splits,
         seed=seed, split_kinds=("class", "arch") if split == "both" else (split,), top_k=ks,
-        threads=threads or max(1, len(os.sched_getaffinity(0))), save_predictions=not no_predictions)
+        threads=threads or available_cpus(), save_predictions=not no_predictions)
     experiments = len(config.split_kinds) * len(n_list) * splits * len(config.feature_sets) * len(model_list)
     click.echo(f"{len(data.archs)} architectures with {data.truth['dataset']} {metric} truth"
                + (f" and scores of {len(data.proxies)} proxies on {dataset}" if data.proxies else "")
