@@ -27,7 +27,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-from scipy.stats import rankdata
 
 from proxybench.combine.encodings import ENCODINGS, encode, encoding_names
 from proxybench.errors import ProxybenchError
@@ -173,7 +172,7 @@ def load_combine_data(
     for name in encodings:
         blocks[name] = encode(name, kept, space)
         columns[name] = encoding_names(name)
-    meta = next(iter(truth.values()))[2]
+    meta = next(iter(truth.values()))[1]
     return CombineData(
         archs=kept,
         uids=np.array([uid(a) for a in kept]),
@@ -188,18 +187,35 @@ def load_combine_data(
 
 
 def quantiles(x: np.ndarray) -> np.ndarray:
-    """Average rank / N of oriented scores; NaN ranks lowest, +∞ highest, −∞ with the NaNs."""
-    x = np.where(np.isnan(x), -np.inf, x)
-    return rankdata(x, method="average") / len(x)
+    """Average rank / N of oriented scores within ``x``; NaN ranks lowest, +∞ highest, −∞ with the NaNs."""
+    return quantiles_against(reference_of(x), x)
+
+
+def reference_of(x: np.ndarray) -> np.ndarray:
+    """The sorted reference distribution of oriented scores (NaN as −∞) that quantiles are taken against."""
+    return np.sort(np.where(np.isnan(x), -np.inf, x))
+
+
+def quantiles_against(reference: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``(#{ref < v} + (#{ref = v} + 1) / 2) / N`` for each v of ``x`` (NaN as −∞).
+
+    For a value of the reference itself this is its average rank / N (ties averaged, as
+    ``scipy.stats.rankdata``), so training quantiles and a saved predictor's quantiles of new
+    architectures are one definition.
+    """
+    values = np.where(np.isnan(x), -np.inf, x)
+    below = np.searchsorted(reference, values, side="left")
+    equal = np.searchsorted(reference, values, side="right") - below
+    return (below + (equal + 1) / 2.0) / len(reference)
 
 
 def _read_truth(con: duckdb.DuckDBPyConnection, space: str, dataset: str, metric: str,
-                source: str | None) -> dict[str, tuple[float, str, dict[str, Any]]]:
+                source: str | None) -> dict[str, tuple[float, dict[str, Any]]]:
     where = "space = ? AND dataset = ? AND metric = ?" + (" AND source = ?" if source else "")
     params = [space, dataset, metric] + ([source] if source else [])
     rows = con.execute(
-        f"SELECT arch, NULL, count(*), min(value), max(value), any_value(source), "
-        f"any_value(epochs), any_value(seed), count(DISTINCT source) FROM truth WHERE {where} "
+        f"SELECT arch, count(*), min(value), any_value(source), any_value(epochs), any_value(seed) "
+        f"FROM truth WHERE {where} "
         "AND isfinite(value) GROUP BY arch", params).fetchall()
     if not rows:
         available = con.execute("SELECT DISTINCT dataset || ' ' || metric FROM truth WHERE space = ? ORDER BY 1",
@@ -207,12 +223,12 @@ def _read_truth(con: duckdb.DuckDBPyConnection, space: str, dataset: str, metric
         hint = ", ".join(r[0] for r in available[:12]) or "none"
         raise CombineError(f"no {space} truth for dataset {dataset!r}, metric {metric!r}"
                            f"{' from source ' + repr(source) if source else ''}; available: {hint}")
-    several = [r for r in rows if r[2] > 1]
+    several = [r for r in rows if r[1] > 1]
     if several:
         sources = con.execute(f"SELECT DISTINCT source FROM truth WHERE {where} ORDER BY 1", params).fetchall()
         raise CombineError(f"{len(several)} architectures have several {dataset} {metric} truth values "
                            f"(sources: {', '.join(s[0] for s in sources)}); choose one with --truth-source")
-    return {r[0]: (float(r[3]), r[1], {"source": r[5], "epochs": r[6], "seed": r[7]}) for r in rows}
+    return {r[0]: (float(r[2]), {"source": r[3], "epochs": r[4], "seed": r[5]}) for r in rows}
 
 
 def _select_proxies(con: duckdb.DuckDBPyConnection, proxies: Sequence[str] | None, space: str, dataset: str,

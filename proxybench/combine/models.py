@@ -66,7 +66,7 @@ def make_model(name: str, n: int, seed: int, threads: int) -> Model:
     if name == "lgbm":
         return _LightGBM(settings, seed, threads)
     if name == "rf":
-        return _Forest(settings, seed, threads)
+        return _Forest(settings, seed)
     if name == "ridge":
         return _Ridge()
     return _GaussianProcess(seed)
@@ -94,7 +94,7 @@ class _LightGBM:
 
 
 class _Forest:
-    def __init__(self, settings: Mapping[str, Any], seed: int, threads: int) -> None:
+    def __init__(self, settings: Mapping[str, Any], seed: int) -> None:
         from sklearn.ensemble import RandomForestRegressor
 
         params = {k: v for k, v in settings.items() if k != "library"}

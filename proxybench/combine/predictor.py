@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from proxybench.combine.data import CombineData, CombineError
+from proxybench.combine.data import CombineData, CombineError, quantiles_against, reference_of
 from proxybench.combine.encodings import ENCODINGS, encode
 from proxybench.combine.models import make_model, model_settings
 from proxybench.combine.splits import make_split
@@ -60,11 +60,7 @@ class FittedPredictor:
 
     def quantile(self, proxy: str, oriented: np.ndarray) -> np.ndarray:
         """Quantiles of oriented scores against ``proxy``'s reference distribution."""
-        ref = self.reference[proxy]
-        values = np.where(np.isnan(oriented), -np.inf, oriented)
-        below = np.searchsorted(ref, values, side="left")
-        equal = np.searchsorted(ref, values, side="right") - below
-        return (below + (equal + 1) / 2.0) / len(ref)
+        return quantiles_against(self.reference[proxy], oriented)
 
     def features(self, archs: Sequence[str], oriented: Mapping[str, Mapping[str, float]]) -> np.ndarray:
         """The feature matrix of ``archs``; ``oriented[proxy][arch]`` is the oriented score of each proxy."""
@@ -120,7 +116,7 @@ def fit_predictor(data: CombineData, model_name: str, blocks: Sequence[str], n: 
     for block in blocks:
         if block not in ENCODINGS:
             # the block holds quantiles; keep the oriented scores themselves for new architectures
-            reference[block] = np.sort(np.where(np.isnan(data.oriented[block]), -np.inf, data.oriented[block]))
+            reference[block] = reference_of(data.oriented[block])
     return FittedPredictor(
         model=model, model_name=model_name, blocks=list(blocks), reference=reference,
         proxy_settings={p: dict(data.proxy_settings[p]) for p in reference}, space=data.truth["space"],

@@ -40,7 +40,7 @@ from proxybench.combine.models import MODELS, make_model, model_settings
 from proxybench.combine.splits import SPLIT_KINDS, make_split
 from proxybench.store.atomic import write_parquet_atomically
 
-__all__ = ["CombineConfig", "CombineResult", "run_combine", "summarise", "DEFAULT_NS", "METRIC_COLUMNS"]
+__all__ = ["CombineConfig", "CombineResult", "run_combine", "summarise", "DEFAULT_NS", "metric_columns"]
 
 DEFAULT_NS = (10, 20, 50, 100, 200, 400, 1000)
 
@@ -92,8 +92,6 @@ def metric_columns(top_k: Sequence[float]) -> list[str]:
         columns += [topk_column(k), "ndcg" + topk_column(k)[3:]]
     return columns
 
-
-METRIC_COLUMNS = metric_columns((1.0, 5.0, 10.0))
 
 
 def run_combine(data: CombineData, config: CombineConfig, out: Path | None = None,

@@ -49,7 +49,9 @@ def make_split(uids: np.ndarray, n: int, index: int, seed: int, kind: str = "cla
         ProxybenchError: ``n`` too large for the architectures (or classes) available, or an
             unknown kind.
     """
-    rng = np.random.default_rng([seed, n, index, SPLIT_KINDS.index(kind) if kind in SPLIT_KINDS else 99])
+    if kind not in SPLIT_KINDS:
+        raise ProxybenchError(f"unknown split kind {kind!r}; choose from {', '.join(SPLIT_KINDS)}")
+    rng = np.random.default_rng([seed, n, index, SPLIT_KINDS.index(kind)])
     rows = len(uids)
     if kind == "arch":
         if not 1 <= n < rows:
@@ -59,8 +61,6 @@ def make_split(uids: np.ndarray, n: int, index: int, seed: int, kind: str = "cla
         mask = np.ones(rows, dtype=bool)
         mask[train] = False
         return Split(train, np.flatnonzero(mask))
-    if kind != "class":
-        raise ProxybenchError(f"unknown split kind {kind!r}; choose from {', '.join(SPLIT_KINDS)}")
     classes, inverse = np.unique(uids, return_inverse=True)
     if not 1 <= n < len(classes):
         raise ProxybenchError(f"n = {n} needs at least {n + 1} isomorphism classes with truth and features, "
